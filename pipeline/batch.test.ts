@@ -1,0 +1,183 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TraceBatch, encodeKey, encodeString, encodeInt, encodeStringArray, VALUE_ARRAY, VALUE_STRING } from './batch.js';
+import { PipelineError } from './errors.js';
+import { otlpType } from './otlp-schema.js';
+import { buildRequest, decodeSpans, syntheticRequest } from '../test/helpers/otlp.js';
+
+const AUTH = encodeKey('http.request.header.authorization');
+
+function twoResources(): Uint8Array {
+  return buildRequest([
+    {
+      attributes: { 'service.name': 'checkout' },
+      scopes: [
+        { spans: [{ name: 'a', attributes: { keep: 1, [AUTH_KEY]: ['Bearer x.y.z'] } }, { name: 'b', attributes: { keep: 2 } }] },
+        { spans: [{ name: 'c', attributes: { [AUTH_KEY]: 'Bearer q' } }] },
+      ],
+    },
+    { attributes: { 'service.name': 'payments' }, scopes: [{ spans: [{ name: 'd', attributes: { n: 4 } }] }] },
+  ]);
+}
+const AUTH_KEY = 'http.request.header.authorization';
+
+test('indexes resources, scopes and spans', () => {
+  const b = new TraceBatch(twoResources());
+  assert.equal(b.resourceCount, 2);
+  assert.equal(b.scopeCount, 3);
+  assert.equal(b.spanCount, 4);
+  assert.deepEqual([0, 1, 2, 3].map((i) => b.spanName(i)), ['a', 'b', 'c', 'd']);
+  assert.deepEqual([0, 1, 2, 3].map((i) => b.spanResource(i)), [0, 0, 0, 1]);
+});
+
+test('an unedited batch encodes to the very bytes received', () => {
+  const bytes = twoResources();
+  const b = new TraceBatch(bytes);
+  b.index();
+  assert.equal(b.encode(), bytes);
+});
+
+test('finds span attributes as strings and string arrays', () => {
+  const b = new TraceBatch(twoResources());
+  assert.ok(b.findSpanAttribute(0, AUTH));
+  assert.equal(b.found.kind, VALUE_ARRAY);
+  assert.equal(b.foundString(), 'Bearer x.y.z');
+  assert.ok(b.findSpanAttribute(2, AUTH));
+  assert.equal(b.found.kind, VALUE_STRING);
+  assert.equal(b.foundString(), 'Bearer q');
+  assert.equal(b.findSpanAttribute(1, AUTH), false);
+  assert.ok(b.findResourceAttribute(1, encodeKey('service.name')));
+  assert.equal(b.foundString(), 'payments');
+});
+
+test('edits: remove, set, drop, resource attributes, applied in one pass', () => {
+  const b = new TraceBatch(twoResources());
+  assert.equal(b.removeSpanAttribute(0, AUTH), 1);
+  b.setSpanAttribute(0, encodeKey('enduser.id'), encodeString('alice'));
+  b.setSpanAttribute(0, encodeKey('keep'), encodeInt(-7));
+  b.setSpanAttribute(1, encodeKey('user.roles'), encodeStringArray(['admin', 'ops']));
+  b.dropSpan(2);
+  b.setResourceAttribute(1, encodeKey('telemetry.sender.id'), encodeString('svc-1'));
+  const spans = decodeSpans(b.encode());
+  assert.deepEqual(
+    spans.map((s) => s.name),
+    ['a', 'b', 'd'],
+  );
+  assert.deepEqual(spans[0]!.attributes, { 'enduser.id': 'alice', keep: -7 });
+  assert.deepEqual(spans[1]!.attributes, { keep: 2, 'user.roles': ['admin', 'ops'] });
+  assert.deepEqual(spans[2]!.resource, { 'service.name': 'payments', 'telemetry.sender.id': 'svc-1' });
+  assert.deepEqual(spans[0]!.resource, { 'service.name': 'checkout' });
+});
+
+test('dropping every span of a scope or resource drops what became empty', () => {
+  const b = new TraceBatch(twoResources());
+  b.dropSpan(2);
+  b.dropSpan(3);
+  const T = otlpType('ExportTraceServiceRequest');
+  const req = T.toObject(T.decode(b.encode())) as { resourceSpans: { scopeSpans: unknown[] }[] };
+  assert.equal(req.resourceSpans.length, 1);
+  assert.equal(req.resourceSpans[0]!.scopeSpans.length, 1);
+  const all = new TraceBatch(twoResources());
+  for (let i = 0; i < 4; i++) all.dropSpan(i);
+  assert.equal(all.encode().length, 0);
+  assert.equal(all.liveSpanCount, 0);
+});
+
+test('removing the same attribute twice counts once', () => {
+  const b = new TraceBatch(twoResources());
+  b.removeSpanAttribute(0, AUTH);
+  b.removeSpanAttribute(0, AUTH);
+  assert.deepEqual(decodeSpans(b.encode())[0]!.attributes, { keep: 1 });
+});
+
+test('setting a resource attribute where the request has no Resource message creates one', () => {
+  const T = otlpType('ExportTraceServiceRequest');
+  const bytes = T.encode(T.fromObject({ resourceSpans: [{ scopeSpans: [{ spans: [{ name: 'x', traceId: Buffer.alloc(16, 1), spanId: Buffer.alloc(8, 2) }] }] }] })).finish();
+  const b = new TraceBatch(bytes);
+  b.setResourceAttribute(0, encodeKey('k'), encodeString('v'));
+  assert.deepEqual(decodeSpans(b.encode())[0]!.resource, { k: 'v' });
+});
+
+test('encodeRange splits a batch into valid requests holding exactly the chosen spans', () => {
+  const bytes = twoResources();
+  const b = new TraceBatch(bytes);
+  b.removeSpanAttribute(0, AUTH);
+  const first = decodeSpans(b.encodeRange(0, 2));
+  const second = decodeSpans(b.encodeRange(2, 4));
+  assert.deepEqual(first.map((s) => s.name), ['a', 'b']);
+  assert.deepEqual(first[0]!.attributes, { keep: 1 });
+  assert.deepEqual(second.map((s) => s.name), ['c', 'd']);
+  assert.deepEqual(second.map((s) => s.resource['service.name']), ['checkout', 'payments']);
+});
+
+test('fork shares the index and keeps edits apart', () => {
+  const b = new TraceBatch(twoResources());
+  const f = b.fork();
+  f.dropSpan(0);
+  assert.equal(decodeSpans(b.encode()).length, 4);
+  assert.equal(decodeSpans(f.encode()).length, 3);
+});
+
+test('large synthetic batches survive one edit per span', () => {
+  const bytes = syntheticRequest(1000, 12, (i) => ({ [AUTH_KEY]: [`Bearer token-${i % 20}`] }));
+  const b = new TraceBatch(bytes);
+  const uid = encodeKey('enduser.id');
+  for (let i = 0; i < b.spanCount; i++) {
+    b.removeSpanAttribute(i, AUTH);
+    b.setSpanAttribute(i, uid, encodeString(`user-${i}`));
+  }
+  const spans = decodeSpans(b.encode());
+  assert.equal(spans.length, 1000);
+  for (let i = 0; i < 1000; i++) {
+    assert.equal(spans[i]!.attributes['enduser.id'], `user-${i}`);
+    assert.equal(spans[i]!.attributes[AUTH_KEY], undefined);
+  }
+});
+
+test('malformed input is an INVALID_ARGUMENT error, never anything else', () => {
+  const bytes = twoResources();
+  const cases: [string, Uint8Array][] = [
+    ['truncated', bytes.subarray(0, bytes.length - 3)],
+    ['garbage', Buffer.from('this is not protobuf at all, not even close')],
+    ['bad wire type for resource_spans', Uint8Array.of(0x08, 0x01, 0x0d)],
+    ['length past the end', Uint8Array.of(0x0a, 0x7f, 0x00)],
+    ['group wire type', Uint8Array.of(0x0b)],
+  ];
+  for (const [name, input] of cases) {
+    assert.throws(
+      () => new TraceBatch(input).index(),
+      (err: unknown) => err instanceof PipelineError && err.code === 'INVALID_ARGUMENT',
+      name,
+    );
+  }
+  // A trace id of the wrong length.
+  const T = otlpType('ExportTraceServiceRequest');
+  const bad = T.encode(T.fromObject({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: Buffer.alloc(5) }] }] }] })).finish();
+  assert.throws(() => new TraceBatch(bad).index(), /trace_id is 5 bytes/);
+});
+
+test('deeply nested attribute values are refused, not recursed without bound', () => {
+  // Built by hand: protobufjs itself refuses to encode this depth.
+  const wrap = (field: number, inner: Buffer): Buffer => Buffer.concat([Buffer.from([(field << 3) | 2]), varint(inner.length), inner]);
+  let v = wrap(1, Buffer.from('leaf')); // AnyValue{string_value}
+  for (let i = 0; i < 100; i++) v = wrap(5, wrap(1, v)); // AnyValue{array_value{values[0]}}
+  const kv = Buffer.concat([wrap(1, Buffer.from('deep')), wrap(2, v)]);
+  const bytes = wrap(1, wrap(2, wrap(2, wrap(9, kv)))); // request.resource_spans.scope_spans.spans.attributes
+  assert.throws(() => new TraceBatch(bytes).index(), /nested too deeply/);
+});
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+test('an empty request is a valid batch of zero spans', () => {
+  const b = new TraceBatch(new Uint8Array(0));
+  assert.equal(b.spanCount, 0);
+  assert.equal(b.encode().length, 0);
+});

@@ -1,0 +1,1180 @@
+/**
+ * A trace batch is the OTLP ExportTraceServiceRequest bytes it arrived in, an index of where each
+ * resource, scope and span lies (built on first use by a validating wire-format walk), and a list of
+ * edits. Encoding applies every edit in one pass that copies untouched byte ranges and rewrites only the
+ * length prefixes that enclose a change; a batch without edits encodes to the very bytes it was given.
+ *
+ * The index is immutable once built, so `fork()` gives each pipeline that shares a receiver its own edit
+ * list over the same bytes and index.
+ */
+import { invalidArgument } from './errors.js';
+import { WireReader, WT_I32, WT_I64, WT_LEN, WT_VARINT, bytesEqual, lenFieldSize, varintSize, writeLenHeader, writeVarint } from './wire.js';
+
+/** AnyValue oneof field numbers, exposed as the kind of a found attribute value. */
+export const VALUE_STRING = 1;
+export const VALUE_BOOL = 2;
+export const VALUE_INT = 3;
+export const VALUE_DOUBLE = 4;
+export const VALUE_ARRAY = 5;
+export const VALUE_KVLIST = 6;
+export const VALUE_BYTES = 7;
+
+const MAX_VALUE_DEPTH = 32;
+const TRACE_ID_LEN = 16;
+const SPAN_ID_LEN = 8;
+
+// Edit kinds.
+const E_DEL_SPAN = 0;
+const E_INS_SPAN = 1;
+const E_DEL_RES = 2;
+const E_INS_RES = 3;
+
+/** The index: parallel typed arrays, one entry per resource, scope and span, in byte order. */
+class BatchIndex {
+  resources = 0;
+  scopes = 0;
+  spans = 0;
+  // ResourceSpans: field tag offset, content start/end; its Resource message (-1 when absent).
+  rsTag: Int32Array;
+  rsStart: Int32Array;
+  rsEnd: Int32Array;
+  rsResTag: Int32Array;
+  rsResStart: Int32Array;
+  rsResEnd: Int32Array;
+  rsFirstScope: Int32Array;
+  rsScopeCount: Int32Array;
+  // ScopeSpans.
+  ssTag: Int32Array;
+  ssStart: Int32Array;
+  ssEnd: Int32Array;
+  ssResource: Int32Array;
+  ssFirstSpan: Int32Array;
+  ssSpanCount: Int32Array;
+  // Spans, plus the offsets of their ids (-1 when absent) because identity binding and logs need them.
+  spTag: Int32Array;
+  spStart: Int32Array;
+  spEnd: Int32Array;
+  spScope: Int32Array;
+  spTraceId: Int32Array;
+  spSpanId: Int32Array;
+  spName: Int32Array;
+  spNameEnd: Int32Array;
+
+  constructor(spanHint: number) {
+    const r = 4;
+    const s = 8;
+    const p = Math.max(16, spanHint);
+    this.rsTag = new Int32Array(r);
+    this.rsStart = new Int32Array(r);
+    this.rsEnd = new Int32Array(r);
+    this.rsResTag = new Int32Array(r);
+    this.rsResStart = new Int32Array(r);
+    this.rsResEnd = new Int32Array(r);
+    this.rsFirstScope = new Int32Array(r);
+    this.rsScopeCount = new Int32Array(r);
+    this.ssTag = new Int32Array(s);
+    this.ssStart = new Int32Array(s);
+    this.ssEnd = new Int32Array(s);
+    this.ssResource = new Int32Array(s);
+    this.ssFirstSpan = new Int32Array(s);
+    this.ssSpanCount = new Int32Array(s);
+    this.spTag = new Int32Array(p);
+    this.spStart = new Int32Array(p);
+    this.spEnd = new Int32Array(p);
+    this.spScope = new Int32Array(p);
+    this.spTraceId = new Int32Array(p);
+    this.spSpanId = new Int32Array(p);
+    this.spName = new Int32Array(p);
+    this.spNameEnd = new Int32Array(p);
+  }
+
+  growResources(): void {
+    const n = this.rsTag.length * 2;
+    this.rsTag = grow(this.rsTag, n);
+    this.rsStart = grow(this.rsStart, n);
+    this.rsEnd = grow(this.rsEnd, n);
+    this.rsResTag = grow(this.rsResTag, n);
+    this.rsResStart = grow(this.rsResStart, n);
+    this.rsResEnd = grow(this.rsResEnd, n);
+    this.rsFirstScope = grow(this.rsFirstScope, n);
+    this.rsScopeCount = grow(this.rsScopeCount, n);
+  }
+
+  growScopes(): void {
+    const n = this.ssTag.length * 2;
+    this.ssTag = grow(this.ssTag, n);
+    this.ssStart = grow(this.ssStart, n);
+    this.ssEnd = grow(this.ssEnd, n);
+    this.ssResource = grow(this.ssResource, n);
+    this.ssFirstSpan = grow(this.ssFirstSpan, n);
+    this.ssSpanCount = grow(this.ssSpanCount, n);
+  }
+
+  growSpans(): void {
+    const n = this.spTag.length * 2;
+    this.spTag = grow(this.spTag, n);
+    this.spStart = grow(this.spStart, n);
+    this.spEnd = grow(this.spEnd, n);
+    this.spScope = grow(this.spScope, n);
+    this.spTraceId = grow(this.spTraceId, n);
+    this.spSpanId = grow(this.spSpanId, n);
+    this.spName = grow(this.spName, n);
+    this.spNameEnd = grow(this.spNameEnd, n);
+  }
+}
+
+function grow(a: Int32Array, n: number): Int32Array {
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}
+
+/**
+ * Walks an ExportTraceServiceRequest, validating every nested message against the OTLP trace schema
+ * (wire types, lengths, id sizes, nesting depth) and recording the index. Unknown fields are validated
+ * for framing and kept. One scanner is shared: scanning is synchronous and never re-entered.
+ */
+class Scanner {
+  private r = new WireReader();
+  private ix!: BatchIndex;
+
+  scan(buf: Uint8Array): BatchIndex {
+    // A span is rarely under 60 bytes on the wire; start near the right size to avoid regrowth.
+    const ix = new BatchIndex((buf.length / 60) | 0);
+    this.ix = ix;
+    const r = this.r;
+    r.reset(buf, 0);
+    const end = buf.length;
+    while (r.pos < end) {
+      const tagStart = r.pos;
+      const tag = r.uint32(end);
+      if (tag >>> 3 === 1 && (tag & 7) === WT_LEN) {
+        const stop = r.lengthDelimitedEnd(end);
+        this.resourceSpans(tagStart, r.pos, stop);
+        r.pos = stop;
+      } else {
+        this.unknown(tag, end);
+      }
+    }
+    this.ix = undefined as unknown as BatchIndex;
+    return ix;
+  }
+
+  private unknown(tag: number, end: number): void {
+    if (tag >>> 3 === 0) throw invalidArgument('field number 0');
+    this.r.skip(tag & 7, end);
+  }
+
+  private expect(tag: number, wireType: number, what: string): void {
+    if ((tag & 7) !== wireType) throw invalidArgument(`${what} has wire type ${tag & 7}, expected ${wireType}`);
+  }
+
+  private resourceSpans(tagStart: number, start: number, end: number): void {
+    const ix = this.ix;
+    if (ix.resources === ix.rsTag.length) ix.growResources();
+    const ri = ix.resources++;
+    ix.rsTag[ri] = tagStart;
+    ix.rsStart[ri] = start;
+    ix.rsEnd[ri] = end;
+    ix.rsResTag[ri] = -1;
+    ix.rsResStart[ri] = -1;
+    ix.rsResEnd[ri] = -1;
+    ix.rsFirstScope[ri] = ix.scopes;
+    ix.rsScopeCount[ri] = 0;
+    const r = this.r;
+    while (r.pos < end) {
+      const fieldTag = r.pos;
+      const tag = r.uint32(end);
+      switch (tag >>> 3) {
+        case 1: {
+          this.expect(tag, WT_LEN, 'ResourceSpans.resource');
+          const stop = r.lengthDelimitedEnd(end);
+          ix.rsResTag[ri] = fieldTag;
+          ix.rsResStart[ri] = r.pos;
+          ix.rsResEnd[ri] = stop;
+          this.resource(stop);
+          break;
+        }
+        case 2: {
+          this.expect(tag, WT_LEN, 'ResourceSpans.scope_spans');
+          const stop = r.lengthDelimitedEnd(end);
+          this.scopeSpans(ri, fieldTag, r.pos, stop);
+          ix.rsScopeCount[ri]!++;
+          r.pos = stop;
+          break;
+        }
+        default:
+          this.unknown(tag, end);
+      }
+    }
+  }
+
+  private resource(end: number): void {
+    const r = this.r;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      if (tag >>> 3 === 1) {
+        this.expect(tag, WT_LEN, 'Resource.attributes');
+        this.keyValue(r.lengthDelimitedEnd(end), 0);
+      } else {
+        this.unknown(tag, end);
+      }
+    }
+  }
+
+  private scopeSpans(ri: number, tagStart: number, start: number, end: number): void {
+    const ix = this.ix;
+    if (ix.scopes === ix.ssTag.length) ix.growScopes();
+    const si = ix.scopes++;
+    ix.ssTag[si] = tagStart;
+    ix.ssStart[si] = start;
+    ix.ssEnd[si] = end;
+    ix.ssResource[si] = ri;
+    ix.ssFirstSpan[si] = ix.spans;
+    ix.ssSpanCount[si] = 0;
+    const r = this.r;
+    while (r.pos < end) {
+      const fieldTag = r.pos;
+      const tag = r.uint32(end);
+      switch (tag >>> 3) {
+        case 1: {
+          this.expect(tag, WT_LEN, 'ScopeSpans.scope');
+          this.scope(r.lengthDelimitedEnd(end));
+          break;
+        }
+        case 2: {
+          this.expect(tag, WT_LEN, 'ScopeSpans.spans');
+          const stop = r.lengthDelimitedEnd(end);
+          this.span(si, fieldTag, r.pos, stop);
+          ix.ssSpanCount[si]!++;
+          break;
+        }
+        default:
+          this.unknown(tag, end);
+      }
+    }
+  }
+
+  private scope(end: number): void {
+    const r = this.r;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      switch (tag >>> 3) {
+        case 1:
+        case 2:
+          this.expect(tag, WT_LEN, 'InstrumentationScope name/version');
+          r.pos = r.lengthDelimitedEnd(end);
+          break;
+        case 3:
+          this.expect(tag, WT_LEN, 'InstrumentationScope.attributes');
+          this.keyValue(r.lengthDelimitedEnd(end), 0);
+          break;
+        default:
+          this.unknown(tag, end);
+      }
+    }
+  }
+
+  private span(si: number, tagStart: number, start: number, end: number): void {
+    const ix = this.ix;
+    if (ix.spans === ix.spTag.length) ix.growSpans();
+    const pi = ix.spans++;
+    ix.spTag[pi] = tagStart;
+    ix.spStart[pi] = start;
+    ix.spEnd[pi] = end;
+    ix.spScope[pi] = si;
+    ix.spTraceId[pi] = -1;
+    ix.spSpanId[pi] = -1;
+    ix.spName[pi] = -1;
+    ix.spNameEnd[pi] = -1;
+    const r = this.r;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      switch (tag >>> 3) {
+        case 1: {
+          this.expect(tag, WT_LEN, 'Span.trace_id');
+          const stop = r.lengthDelimitedEnd(end);
+          const len = stop - r.pos;
+          if (len !== TRACE_ID_LEN && len !== 0) throw invalidArgument(`trace_id is ${len} bytes, expected 16`);
+          ix.spTraceId[pi] = len === 0 ? -1 : r.pos;
+          r.pos = stop;
+          break;
+        }
+        case 2:
+        case 4: {
+          this.expect(tag, WT_LEN, 'Span span_id/parent_span_id');
+          const stop = r.lengthDelimitedEnd(end);
+          const len = stop - r.pos;
+          if (len !== SPAN_ID_LEN && len !== 0) throw invalidArgument(`span id is ${len} bytes, expected 8`);
+          if (tag >>> 3 === 2) ix.spSpanId[pi] = len === 0 ? -1 : r.pos;
+          r.pos = stop;
+          break;
+        }
+        case 3:
+          this.expect(tag, WT_LEN, 'Span.trace_state');
+          r.pos = r.lengthDelimitedEnd(end);
+          break;
+        case 5: {
+          this.expect(tag, WT_LEN, 'Span.name');
+          const stop = r.lengthDelimitedEnd(end);
+          ix.spName[pi] = r.pos;
+          ix.spNameEnd[pi] = stop;
+          r.pos = stop;
+          break;
+        }
+        case 6:
+        case 10:
+        case 12:
+        case 14:
+          this.expect(tag, WT_VARINT, 'Span varint field');
+          r.skipVarint(end);
+          break;
+        case 7:
+        case 8:
+          this.expect(tag, WT_I64, 'Span timestamp');
+          r.skip(WT_I64, end);
+          break;
+        case 9:
+          this.expect(tag, WT_LEN, 'Span.attributes');
+          this.keyValue(r.lengthDelimitedEnd(end), 0);
+          break;
+        case 11:
+          this.expect(tag, WT_LEN, 'Span.events');
+          this.event(r.lengthDelimitedEnd(end));
+          break;
+        case 13:
+          this.expect(tag, WT_LEN, 'Span.links');
+          this.link(r.lengthDelimitedEnd(end));
+          break;
+        case 15:
+          this.expect(tag, WT_LEN, 'Span.status');
+          this.status(r.lengthDelimitedEnd(end));
+          break;
+        case 16:
+          this.expect(tag, WT_I32, 'Span.flags');
+          r.skip(WT_I32, end);
+          break;
+        default:
+          this.unknown(tag, end);
+      }
+    }
+  }
+
+  private event(end: number): void {
+    const r = this.r;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      switch (tag >>> 3) {
+        case 1:
+          this.expect(tag, WT_I64, 'Event.time_unix_nano');
+          r.skip(WT_I64, end);
+          break;
+        case 2:
+          this.expect(tag, WT_LEN, 'Event.name');
+          r.pos = r.lengthDelimitedEnd(end);
+          break;
+        case 3:
+          this.expect(tag, WT_LEN, 'Event.attributes');
+          this.keyValue(r.lengthDelimitedEnd(end), 0);
+          break;
+        default:
+          this.unknown(tag, end);
+      }
+    }
+  }
+
+  private link(end: number): void {
+    const r = this.r;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      switch (tag >>> 3) {
+        case 1:
+        case 2:
+        case 3:
+          this.expect(tag, WT_LEN, 'Link id/trace_state');
+          r.pos = r.lengthDelimitedEnd(end);
+          break;
+        case 4:
+          this.expect(tag, WT_LEN, 'Link.attributes');
+          this.keyValue(r.lengthDelimitedEnd(end), 0);
+          break;
+        case 6:
+          this.expect(tag, WT_I32, 'Link.flags');
+          r.skip(WT_I32, end);
+          break;
+        default:
+          this.unknown(tag, end);
+      }
+    }
+  }
+
+  private status(end: number): void {
+    const r = this.r;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      if (tag >>> 3 === 2) {
+        this.expect(tag, WT_LEN, 'Status.message');
+        r.pos = r.lengthDelimitedEnd(end);
+      } else if (tag >>> 3 === 3) {
+        this.expect(tag, WT_VARINT, 'Status.code');
+        r.skipVarint(end);
+      } else {
+        this.unknown(tag, end);
+      }
+    }
+  }
+
+  /** KeyValue at r.pos up to `end`; leaves r.pos at `end`. */
+  private keyValue(end: number, depth: number): void {
+    const r = this.r;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      if (tag >>> 3 === 1) {
+        this.expect(tag, WT_LEN, 'KeyValue.key');
+        r.pos = r.lengthDelimitedEnd(end);
+      } else if (tag >>> 3 === 2) {
+        this.expect(tag, WT_LEN, 'KeyValue.value');
+        this.anyValue(r.lengthDelimitedEnd(end), depth);
+      } else {
+        this.unknown(tag, end);
+      }
+    }
+  }
+
+  private anyValue(end: number, depth: number): void {
+    if (depth > MAX_VALUE_DEPTH) throw invalidArgument('attribute values nested too deeply');
+    const r = this.r;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      switch (tag >>> 3) {
+        case VALUE_STRING:
+        case VALUE_BYTES:
+          this.expect(tag, WT_LEN, 'AnyValue string/bytes');
+          r.pos = r.lengthDelimitedEnd(end);
+          break;
+        case VALUE_BOOL:
+        case VALUE_INT:
+          this.expect(tag, WT_VARINT, 'AnyValue bool/int');
+          r.skipVarint(end);
+          break;
+        case VALUE_DOUBLE:
+          this.expect(tag, WT_I64, 'AnyValue double');
+          r.skip(WT_I64, end);
+          break;
+        case VALUE_ARRAY:
+        case VALUE_KVLIST: {
+          this.expect(tag, WT_LEN, 'AnyValue array/kvlist');
+          const stop = r.lengthDelimitedEnd(end);
+          const isArray = tag >>> 3 === VALUE_ARRAY;
+          while (r.pos < stop) {
+            const t = r.uint32(stop);
+            if (t >>> 3 === 1) {
+              this.expect(t, WT_LEN, 'ArrayValue/KeyValueList values');
+              const s = r.lengthDelimitedEnd(stop);
+              if (isArray) this.anyValue(s, depth + 1);
+              else this.keyValue(s, depth + 1);
+            } else {
+              this.unknown(t, stop);
+            }
+          }
+          break;
+        }
+        default:
+          this.unknown(tag, end);
+      }
+    }
+  }
+}
+
+const scanner = new Scanner();
+
+/**
+ * Where `findSpanAttribute`/`findResourceAttribute` found a value. Reused by each batch so a lookup
+ * allocates nothing; read the fields before the next lookup.
+ */
+export class AttributeRef {
+  /** Offset of the KeyValue field's tag, or -1 when not found. */
+  fieldStart = -1;
+  fieldEnd = -1;
+  /** The AnyValue's oneof kind (VALUE_*) and its payload range (string bytes, array content, ...). */
+  kind = 0;
+  valueStart = -1;
+  valueEnd = -1;
+}
+
+export class TraceBatch {
+  /** The request bytes as received. Never modified. */
+  readonly bytes: Uint8Array;
+  private ix: BatchIndex | null;
+  private readonly reader = new WireReader();
+  private readonly kvReader = new WireReader();
+  readonly found = new AttributeRef();
+
+  // Edits: parallel arrays; a per-target linked list is built at encode time.
+  private edits = 0;
+  private eKind: Uint8Array | null = null;
+  private eTarget: Int32Array | null = null;
+  private eA: Int32Array | null = null;
+  private eB: Int32Array | null = null;
+  private arena: Uint8Array | null = null;
+  private arenaUsed = 0;
+  private dropped: Uint8Array | null = null;
+  private droppedCount = 0;
+
+  constructor(bytes: Uint8Array, index: BatchIndex | null = null) {
+    this.bytes = bytes;
+    this.ix = index;
+  }
+
+  /** Builds the index if it is not built yet; throws INVALID_ARGUMENT for malformed bytes. */
+  index(): void {
+    if (this.ix === null) this.ix = scanner.scan(this.bytes);
+  }
+
+  private get x(): BatchIndex {
+    if (this.ix === null) this.ix = scanner.scan(this.bytes);
+    return this.ix;
+  }
+
+  /** A batch over the same bytes and index with no edits: for each pipeline that shares a receiver. */
+  fork(): TraceBatch {
+    return new TraceBatch(this.bytes, this.x);
+  }
+
+  get spanCount(): number {
+    return this.x.spans;
+  }
+  get resourceCount(): number {
+    return this.x.resources;
+  }
+  get scopeCount(): number {
+    return this.x.scopes;
+  }
+  /** Spans left after drops (what an exporter will send). */
+  get liveSpanCount(): number {
+    return this.x.spans - this.droppedCount;
+  }
+  get hasEdits(): boolean {
+    return this.edits > 0 || this.droppedCount > 0;
+  }
+
+  spanResource(span: number): number {
+    const x = this.x;
+    return x.ssResource[x.spScope[span]!]!;
+  }
+  spanScope(span: number): number {
+    return this.x.spScope[span]!;
+  }
+  isDropped(span: number): boolean {
+    return this.dropped !== null && this.dropped[span] === 1;
+  }
+  /** Offset of the 16 trace id bytes in `bytes`, or -1. */
+  traceIdOffset(span: number): number {
+    return this.x.spTraceId[span]!;
+  }
+  /** Offset of the 8 span id bytes in `bytes`, or -1. */
+  spanIdOffset(span: number): number {
+    return this.x.spSpanId[span]!;
+  }
+  spanName(span: number): string {
+    const x = this.x;
+    const s = x.spName[span]!;
+    return s < 0 ? '' : decodeUtf8(this.bytes, s, x.spNameEnd[span]!);
+  }
+  spanNameEquals(span: number, name: Uint8Array): boolean {
+    const x = this.x;
+    const s = x.spName[span]!;
+    return s >= 0 ? bytesEqual(this.bytes, s, x.spNameEnd[span]!, name) : name.length === 0;
+  }
+
+  /** Finds the first span attribute with this UTF-8 key; fills `found` and returns whether it exists. */
+  findSpanAttribute(span: number, key: Uint8Array): boolean {
+    const x = this.x;
+    return this.findIn(x.spStart[span]!, x.spEnd[span]!, 9, key, 0);
+  }
+
+  /** Like findSpanAttribute, continuing after the last match (attributes can repeat on the wire). */
+  findNextSpanAttribute(span: number, key: Uint8Array): boolean {
+    const from = this.found.fieldEnd;
+    return from >= 0 && this.findIn(this.x.spStart[span]!, this.x.spEnd[span]!, 9, key, from);
+  }
+
+  findResourceAttribute(resource: number, key: Uint8Array): boolean {
+    const x = this.x;
+    const s = x.rsResStart[resource]!;
+    if (s < 0) {
+      this.found.fieldStart = -1;
+      return false;
+    }
+    return this.findIn(s, x.rsResEnd[resource]!, 1, key, 0);
+  }
+
+  private findIn(start: number, end: number, field: number, key: Uint8Array, from: number): boolean {
+    const r = this.reader;
+    const f = this.found;
+    r.reset(this.bytes, from > start ? from : start);
+    while (r.pos < end) {
+      const tagPos = r.pos;
+      const tag = r.uint32(end);
+      if (tag >>> 3 === field && (tag & 7) === WT_LEN) {
+        const stop = r.lengthDelimitedEnd(end);
+        if (this.keyValueMatches(r.pos, stop, key)) {
+          f.fieldStart = tagPos;
+          f.fieldEnd = stop;
+          return true;
+        }
+        r.pos = stop;
+      } else {
+        r.skip(tag & 7, end);
+      }
+    }
+    f.fieldStart = -1;
+    return false;
+  }
+
+  /** Whether the KeyValue in [start,end) has `key`; on a match fills the value part of `found`. */
+  private keyValueMatches(start: number, end: number, key: Uint8Array): boolean {
+    const r = this.kvReader;
+    r.reset(this.bytes, start);
+    let matched = false;
+    let vStart = -1;
+    let vEnd = -1;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      if (tag === 0x0a) {
+        const stop = r.lengthDelimitedEnd(end);
+        if (!bytesEqual(this.bytes, r.pos, stop, key)) return false;
+        matched = true;
+        r.pos = stop;
+      } else if (tag === 0x12) {
+        vEnd = r.lengthDelimitedEnd(end);
+        vStart = r.pos;
+        r.pos = vEnd;
+      } else {
+        r.skip(tag & 7, end);
+      }
+    }
+    if (!matched && key.length !== 0) return false;
+    const f = this.found;
+    f.kind = 0;
+    f.valueStart = -1;
+    f.valueEnd = -1;
+    if (vStart >= 0) {
+      // The AnyValue: the last oneof field wins, as in any protobuf parser.
+      r.reset(this.bytes, vStart);
+      while (r.pos < vEnd) {
+        const tag = r.uint32(vEnd);
+        const kind = tag >>> 3;
+        if ((tag & 7) === WT_LEN) {
+          const stop = r.lengthDelimitedEnd(vEnd);
+          f.kind = kind;
+          f.valueStart = r.pos;
+          f.valueEnd = stop;
+          r.pos = stop;
+        } else {
+          const s = r.pos;
+          r.skip(tag & 7, vEnd);
+          f.kind = kind;
+          f.valueStart = s;
+          f.valueEnd = r.pos;
+        }
+      }
+    }
+    return true;
+  }
+
+  /** The found value as a string when it is a string, or the first string of a string array; else null. */
+  foundString(): string | null {
+    const f = this.found;
+    if (f.kind === VALUE_STRING) return decodeUtf8(this.bytes, f.valueStart, f.valueEnd);
+    if (f.kind === VALUE_ARRAY && this.foundFirstArrayString()) return decodeUtf8(this.bytes, f.valueStart, f.valueEnd);
+    return null;
+  }
+
+  /**
+   * When the found value is an array whose first element is a string, narrows `found` to that string's
+   * bytes (kind VALUE_STRING) and returns true. OpenTelemetry records HTTP headers as string arrays.
+   */
+  foundFirstArrayString(): boolean {
+    const f = this.found;
+    if (f.kind !== VALUE_ARRAY) return f.kind === VALUE_STRING;
+    const r = this.reader;
+    r.reset(this.bytes, f.valueStart);
+    const end = f.valueEnd;
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      if (tag === 0x0a) {
+        const stop = r.lengthDelimitedEnd(end);
+        // First element: an AnyValue; look for its string field.
+        while (r.pos < stop) {
+          const t = r.uint32(stop);
+          if (t === 0x0a) {
+            const s = r.lengthDelimitedEnd(stop);
+            f.kind = VALUE_STRING;
+            f.valueStart = r.pos;
+            f.valueEnd = s;
+            return true;
+          }
+          r.skip(t & 7, stop);
+        }
+        return false;
+      }
+      r.skip(tag & 7, end);
+    }
+    return false;
+  }
+
+  // ---- edits ----
+
+  /** Removes every attribute with this key from the span. Returns how many were removed. */
+  removeSpanAttribute(span: number, key: Uint8Array): number {
+    let n = 0;
+    let more = this.findSpanAttribute(span, key);
+    while (more) {
+      this.pushEdit(E_DEL_SPAN, span, this.found.fieldStart, this.found.fieldEnd);
+      n++;
+      more = this.findNextSpanAttribute(span, key);
+    }
+    return n;
+  }
+
+  removeResourceAttribute(resource: number, key: Uint8Array): number {
+    const x = this.x;
+    const s = x.rsResStart[resource]!;
+    if (s < 0) return 0;
+    let n = 0;
+    let from = 0;
+    while (this.findIn(s, x.rsResEnd[resource]!, 1, key, from)) {
+      this.pushEdit(E_DEL_RES, resource, this.found.fieldStart, this.found.fieldEnd);
+      from = this.found.fieldEnd;
+      n++;
+    }
+    return n;
+  }
+
+  /** Sets (replaces) a span attribute. `value` is an encoded AnyValue from `AttributeValueEncoder`. */
+  setSpanAttribute(span: number, key: Uint8Array, value: EncodedValue): void {
+    this.removeSpanAttribute(span, key);
+    this.appendKeyValue(E_INS_SPAN, span, 9, key, value);
+  }
+
+  setResourceAttribute(resource: number, key: Uint8Array, value: EncodedValue): void {
+    this.removeResourceAttribute(resource, key);
+    this.appendKeyValue(E_INS_RES, resource, 1, key, value);
+  }
+
+  setSpanString(span: number, key: Uint8Array, value: string): void {
+    this.setSpanAttribute(span, key, encodeString(value));
+  }
+  setSpanBool(span: number, key: Uint8Array, value: boolean): void {
+    this.setSpanAttribute(span, key, value ? ENCODED_TRUE : ENCODED_FALSE);
+  }
+
+  dropSpan(span: number): void {
+    if (this.dropped === null) this.dropped = new Uint8Array(this.x.spans);
+    if (this.dropped[span] === 0) {
+      this.dropped[span] = 1;
+      this.droppedCount++;
+    }
+  }
+
+  private appendKeyValue(kind: number, target: number, field: number, key: Uint8Array, value: EncodedValue): void {
+    const kvLen = lenFieldSize(key.length) + lenFieldSize(value.length);
+    const total = 1 + varintSize(kvLen) + kvLen;
+    const start = this.reserveArena(total);
+    const a = this.arena!;
+    let p = writeLenHeader(a, start, field, kvLen);
+    p = writeLenHeader(a, p, 1, key.length);
+    a.set(key, p);
+    p += key.length;
+    p = writeLenHeader(a, p, 2, value.length);
+    a.set(value, p);
+    p += value.length;
+    this.pushEdit(kind, target, start, p);
+  }
+
+  private reserveArena(n: number): number {
+    if (this.arena === null) this.arena = new Uint8Array(Math.max(4096, n));
+    else if (this.arenaUsed + n > this.arena.length) {
+      const next = new Uint8Array(Math.max(this.arena.length * 2, this.arenaUsed + n));
+      next.set(this.arena.subarray(0, this.arenaUsed));
+      this.arena = next;
+    }
+    const start = this.arenaUsed;
+    this.arenaUsed += n;
+    return start;
+  }
+
+  private pushEdit(kind: number, target: number, a: number, b: number): void {
+    if (this.eKind === null || this.edits === this.eKind.length) {
+      const n = this.eKind === null ? 64 : this.eKind.length * 2;
+      const k = new Uint8Array(n);
+      const t = new Int32Array(n);
+      const ea = new Int32Array(n);
+      const eb = new Int32Array(n);
+      if (this.eKind !== null) {
+        k.set(this.eKind);
+        t.set(this.eTarget!);
+        ea.set(this.eA!);
+        eb.set(this.eB!);
+      }
+      this.eKind = k;
+      this.eTarget = t;
+      this.eA = ea;
+      this.eB = eb;
+    }
+    // A deletion recorded twice (the same attribute removed by two processors) must count once.
+    if (kind === E_DEL_SPAN || kind === E_DEL_RES) {
+      for (let i = 0; i < this.edits; i++) {
+        if (this.eKind[i] === kind && this.eTarget![i] === target && this.eA![i] === a) return;
+      }
+    }
+    const i = this.edits++;
+    this.eKind[i] = kind;
+    this.eTarget![i] = target;
+    this.eA![i] = a;
+    this.eB![i] = b;
+  }
+
+  // ---- encoding ----
+
+  /** The request with every edit applied; the original bytes when there are none. */
+  encode(): Uint8Array {
+    if (this.edits === 0 && this.droppedCount === 0) return this.bytes;
+    return new Encoder(this, this.x, 0, this.x.spans).run();
+  }
+
+  /** A request holding only spans [from, to) (after edits): how oversized batches are split. */
+  encodeRange(from: number, to: number): Uint8Array {
+    return new Encoder(this, this.x, from, to).run();
+  }
+
+  /** @internal used by the encoder */
+  editState(): EditState {
+    return {
+      count: this.edits,
+      kind: this.eKind,
+      target: this.eTarget,
+      a: this.eA,
+      b: this.eB,
+      arena: this.arena,
+      dropped: this.dropped,
+    };
+  }
+}
+
+interface EditState {
+  count: number;
+  kind: Uint8Array | null;
+  target: Int32Array | null;
+  a: Int32Array | null;
+  b: Int32Array | null;
+  arena: Uint8Array | null;
+  dropped: Uint8Array | null;
+}
+
+/** One encoding pass. Sizes are computed bottom-up first, then bytes are written once into an exact buffer. */
+class Encoder {
+  private readonly src: Uint8Array;
+  private readonly e: EditState;
+  private out!: Uint8Array;
+  // Per target: first edit, linked through eNext (sorted by source offset when written).
+  private readonly spanFirst: Int32Array;
+  private readonly resFirst: Int32Array;
+  private readonly eNext: Int32Array;
+  private readonly spanLen: Int32Array; // new content length; -1 = dropped
+  private readonly scopeLen: Int32Array; // -1 = dropped
+  private readonly resLen: Int32Array; // ResourceSpans new content length; -1 = dropped
+  private readonly resMsgLen: Int32Array; // Resource message new content length; -1 = unchanged/absent
+
+  constructor(
+    batch: TraceBatch,
+    private readonly x: BatchIndex,
+    private readonly from: number,
+    private readonly to: number,
+  ) {
+    this.src = batch.bytes;
+    this.e = batch.editState();
+    this.spanFirst = new Int32Array(x.spans).fill(-1);
+    this.resFirst = new Int32Array(x.resources).fill(-1);
+    this.eNext = new Int32Array(this.e.count);
+    this.spanLen = new Int32Array(x.spans);
+    this.scopeLen = new Int32Array(x.scopes);
+    this.resLen = new Int32Array(x.resources);
+    this.resMsgLen = new Int32Array(x.resources).fill(-1);
+  }
+
+  run(): Uint8Array {
+    const { x, e } = this;
+    const isRange = this.from !== 0 || this.to !== x.spans;
+    // Link edits per target, keeping source order for deletions (insertions have no source order).
+    for (let i = e.count - 1; i >= 0; i--) {
+      const k = e.kind![i]!;
+      const t = e.target![i]!;
+      if (k === E_DEL_SPAN || k === E_INS_SPAN) {
+        this.eNext[i] = this.spanFirst[t]!;
+        this.spanFirst[t] = i;
+      } else {
+        this.eNext[i] = this.resFirst[t]!;
+        this.resFirst[t] = i;
+      }
+    }
+    for (let p = 0; p < x.spans; p++) this.spanFirst[p] = this.sortDeletions(this.spanFirst[p]!);
+    for (let r = 0; r < x.resources; r++) this.resFirst[r] = this.sortDeletions(this.resFirst[r]!);
+
+    const dropped = e.dropped;
+    for (let p = 0; p < x.spans; p++) {
+      if (p < this.from || p >= this.to || (dropped !== null && dropped[p] === 1)) {
+        this.spanLen[p] = -1;
+        continue;
+      }
+      this.spanLen[p] = x.spEnd[p]! - x.spStart[p]! + this.delta(this.spanFirst[p]!);
+    }
+    let total = this.src.length;
+    for (let r = 0; r < x.resources; r++) {
+      const resOld = x.rsEnd[r]! - x.rsStart[r]!;
+      let rsLen = resOld;
+      let keptScopes = 0;
+      const fs = x.rsFirstScope[r]!;
+      const ns = x.rsScopeCount[r]!;
+      for (let s = fs; s < fs + ns; s++) {
+        const oldLen = x.ssEnd[s]! - x.ssStart[s]!;
+        let len = oldLen;
+        let kept = 0;
+        const fp = x.ssFirstSpan[s]!;
+        const np = x.ssSpanCount[s]!;
+        for (let p = fp; p < fp + np; p++) {
+          const old = x.spEnd[p]! - x.spTag[p]!;
+          const nl = this.spanLen[p]!;
+          if (nl < 0) len -= old;
+          else {
+            kept++;
+            len += lenFieldSize(nl) - old;
+          }
+        }
+        const keep = kept > 0 || (np === 0 && !isRange);
+        this.scopeLen[s] = keep ? len : -1;
+        const oldEnc = x.ssEnd[s]! - x.ssTag[s]!;
+        if (keep) {
+          keptScopes++;
+          rsLen += lenFieldSize(len) - oldEnc;
+        } else rsLen -= oldEnc;
+      }
+      const fr = this.resFirst[r]!;
+      if (fr >= 0) {
+        const hasMsg = x.rsResTag[r]! >= 0;
+        const oldContent = hasMsg ? x.rsResEnd[r]! - x.rsResStart[r]! : 0;
+        const newContent = oldContent + this.delta(fr);
+        this.resMsgLen[r] = newContent;
+        rsLen += lenFieldSize(newContent) - (hasMsg ? x.rsResEnd[r]! - x.rsResTag[r]! : 0);
+      }
+      const keep = keptScopes > 0 || (ns === 0 && !isRange);
+      this.resLen[r] = keep ? rsLen : -1;
+      const oldEnc = x.rsEnd[r]! - x.rsTag[r]!;
+      total += keep ? lenFieldSize(rsLen) - oldEnc : -oldEnc;
+    }
+
+    this.out = new Uint8Array(total);
+    let pos = 0;
+    let cur = 0;
+    for (let r = 0; r < x.resources; r++) {
+      if (!isRange) pos = this.copy(cur, x.rsTag[r]!, pos);
+      cur = x.rsEnd[r]!;
+      if (this.resLen[r]! >= 0) pos = this.writeResourceSpans(r, pos);
+    }
+    if (!isRange) pos = this.copy(cur, this.src.length, pos);
+    if (pos !== total) throw new Error(`encoder size mismatch: wrote ${pos}, computed ${total}`);
+    return this.out;
+  }
+
+  private delta(first: number): number {
+    const e = this.e;
+    let d = 0;
+    for (let i = first; i >= 0; i = this.eNext[i]!) {
+      const k = e.kind![i]!;
+      const len = e.b![i]! - e.a![i]!;
+      d += k === E_DEL_SPAN || k === E_DEL_RES ? -len : len;
+    }
+    return d;
+  }
+
+  /** Insertion sort of a short edit list by kind (deletions first) then source offset. */
+  private sortDeletions(first: number): number {
+    if (first < 0 || this.eNext[first]! < 0) return first;
+    let sorted = -1;
+    let i = first;
+    while (i >= 0) {
+      const next = this.eNext[i]!;
+      const ki = this.sortKey(i);
+      if (sorted < 0 || this.sortKey(sorted) > ki) {
+        this.eNext[i] = sorted;
+        sorted = i;
+      } else {
+        let p = sorted;
+        while (this.eNext[p]! >= 0 && this.sortKey(this.eNext[p]!) <= ki) p = this.eNext[p]!;
+        this.eNext[i] = this.eNext[p]!;
+        this.eNext[p] = i;
+      }
+      i = next;
+    }
+    return sorted;
+  }
+
+  private sortKey(i: number): number {
+    const k = this.e.kind![i]!;
+    return k === E_DEL_SPAN || k === E_DEL_RES ? this.e.a![i]! : 0x7fffffff;
+  }
+
+  private copy(from: number, to: number, pos: number): number {
+    if (to > from) {
+      this.out.set(this.src.subarray(from, to), pos);
+      return pos + (to - from);
+    }
+    return pos;
+  }
+
+  /** Copies [start,end) skipping the deletions in the list, then appends its insertions. */
+  private writeEdited(start: number, end: number, first: number, pos: number): number {
+    const e = this.e;
+    let cur = start;
+    for (let i = first; i >= 0; i = this.eNext[i]!) {
+      const k = e.kind![i]!;
+      if (k === E_DEL_SPAN || k === E_DEL_RES) {
+        pos = this.copy(cur, e.a![i]!, pos);
+        cur = e.b![i]!;
+      }
+    }
+    pos = this.copy(cur, end, pos);
+    for (let i = first; i >= 0; i = this.eNext[i]!) {
+      const k = e.kind![i]!;
+      if (k === E_INS_SPAN || k === E_INS_RES) {
+        this.out.set(e.arena!.subarray(e.a![i]!, e.b![i]!), pos);
+        pos += e.b![i]! - e.a![i]!;
+      }
+    }
+    return pos;
+  }
+
+  private writeResourceSpans(r: number, pos: number): number {
+    const x = this.x;
+    const out = this.out;
+    pos = writeLenHeader(out, pos, 1, this.resLen[r]!);
+    const resEdited = this.resMsgLen[r]! >= 0;
+    const resTag = x.rsResTag[r]!;
+    let cur = x.rsStart[r]!;
+    if (resEdited && resTag < 0) {
+      // No Resource message was sent: the new one goes first.
+      pos = writeLenHeader(out, pos, 1, this.resMsgLen[r]!);
+      pos = this.writeEdited(0, 0, this.resFirst[r]!, pos);
+    }
+    let resourcePending = resEdited && resTag >= 0;
+    const fs = x.rsFirstScope[r]!;
+    const ns = x.rsScopeCount[r]!;
+    for (let s = fs; s <= fs + ns; s++) {
+      const scopeTag = s < fs + ns ? x.ssTag[s]! : 0x7fffffff;
+      if (resourcePending && resTag < scopeTag) {
+        pos = this.copy(cur, resTag, pos);
+        pos = writeLenHeader(out, pos, 1, this.resMsgLen[r]!);
+        pos = this.writeEdited(x.rsResStart[r]!, x.rsResEnd[r]!, this.resFirst[r]!, pos);
+        cur = x.rsResEnd[r]!;
+        resourcePending = false;
+      }
+      if (s === fs + ns) break;
+      pos = this.copy(cur, scopeTag, pos);
+      cur = x.ssEnd[s]!;
+      if (this.scopeLen[s]! >= 0) pos = this.writeScope(s, pos);
+    }
+    return this.copy(cur, x.rsEnd[r]!, pos);
+  }
+
+  private writeScope(s: number, pos: number): number {
+    const x = this.x;
+    const fp = x.ssFirstSpan[s]!;
+    const np = x.ssSpanCount[s]!;
+    let unchanged = true;
+    for (let p = fp; p < fp + np && unchanged; p++) {
+      if (this.spanLen[p]! !== x.spEnd[p]! - x.spStart[p]! || this.spanFirst[p]! >= 0) unchanged = false;
+    }
+    if (unchanged) return this.copy(x.ssTag[s]!, x.ssEnd[s]!, pos);
+    pos = writeLenHeader(this.out, pos, 2, this.scopeLen[s]!);
+    let cur = x.ssStart[s]!;
+    for (let p = fp; p < fp + np; p++) {
+      pos = this.copy(cur, x.spTag[p]!, pos);
+      cur = x.spEnd[p]!;
+      const len = this.spanLen[p]!;
+      if (len < 0) continue;
+      if (this.spanFirst[p]! < 0) pos = this.copy(x.spTag[p]!, x.spEnd[p]!, pos);
+      else {
+        pos = writeLenHeader(this.out, pos, 2, len);
+        pos = this.writeEdited(x.spStart[p]!, x.spEnd[p]!, this.spanFirst[p]!, pos);
+      }
+    }
+    return this.copy(cur, x.ssEnd[s]!, pos);
+  }
+}
+
+// ---- attribute value encoding ----
+
+/** An encoded AnyValue message body (without its own tag and length). */
+export type EncodedValue = Uint8Array;
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
+
+export function decodeUtf8(buf: Uint8Array, start: number, end: number): string {
+  return utf8Decoder.decode(buf.subarray(start, end));
+}
+
+export function encodeKey(key: string): Uint8Array {
+  return utf8.encode(key);
+}
+
+export function encodeString(value: string): EncodedValue {
+  const s = utf8.encode(value);
+  const out = new Uint8Array(lenFieldSize(s.length));
+  const p = writeLenHeader(out, 0, VALUE_STRING, s.length);
+  out.set(s, p);
+  return out;
+}
+
+export const ENCODED_TRUE: EncodedValue = Uint8Array.of(0x10, 1);
+export const ENCODED_FALSE: EncodedValue = Uint8Array.of(0x10, 0);
+
+export function encodeBool(value: boolean): EncodedValue {
+  return value ? ENCODED_TRUE : ENCODED_FALSE;
+}
+
+export function encodeInt(value: number | bigint): EncodedValue {
+  let v = BigInt.asUintN(64, BigInt(value));
+  const bytes: number[] = [0x18];
+  while (v >= 0x80n) {
+    bytes.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  bytes.push(Number(v));
+  return Uint8Array.from(bytes);
+}
+
+export function encodeDouble(value: number): EncodedValue {
+  const out = new Uint8Array(9);
+  out[0] = 0x21;
+  new DataView(out.buffer).setFloat64(1, value, true);
+  return out;
+}
+
+export function encodeStringArray(values: readonly string[]): EncodedValue {
+  const items = values.map((v) => encodeString(v));
+  let arrLen = 0;
+  for (const it of items) arrLen += lenFieldSize(it.length);
+  const out = new Uint8Array(lenFieldSize(arrLen));
+  let p = writeLenHeader(out, 0, VALUE_ARRAY, arrLen);
+  for (const it of items) {
+    p = writeLenHeader(out, p, 1, it.length);
+    out.set(it, p);
+    p += it.length;
+  }
+  return out;
+}
+
+// Re-exported for processors that write their own varints.
+export { writeVarint, varintSize };
