@@ -521,9 +521,27 @@ export class TraceBatch {
   private dropped: Uint8Array | null = null;
   private droppedCount = 0;
 
-  constructor(bytes: Uint8Array, index: BatchIndex | null = null) {
+  /** Span count of a batch our own encoder produced, known without scanning (-1 when unknown). */
+  private readonly knownSpans: number;
+
+  constructor(bytes: Uint8Array, index: BatchIndex | null = null, knownSpans = -1) {
     this.bytes = bytes;
     this.ix = index;
+    this.knownSpans = knownSpans;
+  }
+
+  /**
+   * A batch over bytes this process encoded itself (already validated), whose span count is known: what
+   * processors that re-pack batches pass on, so that nothing downstream scans them again just to count.
+   */
+  static encoded(bytes: Uint8Array, spanCount: number): TraceBatch {
+    return new TraceBatch(bytes, null, spanCount);
+  }
+
+  /** This batch with its edits applied, as a batch of its own (itself when there are no edits). */
+  seal(): TraceBatch {
+    if (!this.hasEdits) return this;
+    return TraceBatch.encoded(this.encode(), this.liveSpanCount);
   }
 
   /** Builds the index if it is not built yet; throws INVALID_ARGUMENT for malformed bytes. */
@@ -542,6 +560,7 @@ export class TraceBatch {
   }
 
   get spanCount(): number {
+    if (this.ix === null && this.knownSpans >= 0) return this.knownSpans;
     return this.x.spans;
   }
   get resourceCount(): number {
@@ -552,7 +571,7 @@ export class TraceBatch {
   }
   /** Spans left after drops (what an exporter will send). */
   get liveSpanCount(): number {
-    return this.x.spans - this.droppedCount;
+    return this.spanCount - this.droppedCount;
   }
   get hasEdits(): boolean {
     return this.edits > 0 || this.droppedCount > 0;

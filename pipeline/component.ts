@@ -1,0 +1,121 @@
+/**
+ * The contracts every component implements. The pipeline framework knows only these; concrete
+ * components live in receivers/, processors/, exporters/ and are listed in cmd/components.ts.
+ */
+import type { TraceBatch } from './batch.js';
+import type { Logger } from './logger.js';
+import type { Schema } from './schema.js';
+import type { Telemetry } from './telemetry.js';
+
+/** Who sent a request, as established by a receiver's authenticator. */
+export interface SenderAuth {
+  /** The authenticator's extension ID. */
+  authenticator: string;
+  subject: string;
+  issuer: string;
+  groups: readonly string[];
+  claims: Readonly<Record<string, unknown>>;
+}
+
+/** Travels with a batch from the receiver through the processors. */
+export interface RequestContext {
+  receiver: string;
+  transport: 'grpc' | 'http';
+  /** Remote address and port, for logs only. */
+  peer: string;
+  auth: SenderAuth | null;
+}
+
+/**
+ * The next stage. The promise settles when the batch has been accepted (queued counts as accepted) and
+ * rejects with a PipelineError whose `retryable` flag tells the receiver how to answer the sender.
+ */
+export interface TracesConsumer {
+  consume(batch: TraceBatch, ctx: RequestContext): Promise<void>;
+}
+
+export interface Lifecycle {
+  start(host: Host): Promise<void>;
+  /** Stop accepting, flush what is held, release resources; resolve before `deadline` (epoch ms). */
+  shutdown(deadline: number): Promise<void>;
+  /** Ready to serve (listening, keys loaded...). Absent means ready once started. */
+  isReady?(): boolean;
+}
+
+export interface Receiver extends Lifecycle {}
+export interface Processor extends Lifecycle, TracesConsumer {}
+export interface Exporter extends Lifecycle, TracesConsumer {}
+export interface Extension extends Lifecycle {}
+
+/** An extension that authenticates senders for receivers (`auth: { authenticator: <id> }`). */
+export interface Authenticator extends Extension {
+  /**
+   * Authenticates from request headers (lower-case names; gRPC metadata or HTTP headers). Resolves to the
+   * sender, or rejects with a PipelineError of code UNAUTHENTICATED whose message names no secret.
+   */
+  authenticate(headers: Readonly<Record<string, string | string[] | undefined>>): Promise<SenderAuth>;
+}
+
+export function isAuthenticator(ext: Extension | undefined): ext is Authenticator {
+  return ext !== undefined && typeof (ext as Partial<Authenticator>).authenticate === 'function';
+}
+
+export interface Host {
+  getExtension(id: string): Extension | undefined;
+}
+
+export interface ComponentSettings {
+  /** The component ID as configured: `type` or `type/name`. */
+  id: string;
+  logger: Logger;
+  telemetry: Telemetry;
+}
+
+export type ComponentKind = 'receiver' | 'processor' | 'exporter' | 'extension';
+
+interface FactoryBase<C> {
+  type: string;
+  /** Validates a component's config and fills its defaults; the default config is `schema.parse({})`. */
+  schema: Schema<C>;
+}
+
+export interface ReceiverFactory<C = unknown> extends FactoryBase<C> {
+  kind: 'receiver';
+  create(settings: ComponentSettings, config: C, next: TracesConsumer): Receiver;
+}
+export interface ProcessorFactory<C = unknown> extends FactoryBase<C> {
+  kind: 'processor';
+  create(settings: ComponentSettings, config: C, next: TracesConsumer): Processor;
+}
+export interface ExporterFactory<C = unknown> extends FactoryBase<C> {
+  kind: 'exporter';
+  create(settings: ComponentSettings, config: C): Exporter;
+}
+export interface ExtensionFactory<C = unknown> extends FactoryBase<C> {
+  kind: 'extension';
+  create(settings: ComponentSettings, config: C): Extension;
+}
+
+export type AnyFactory = ReceiverFactory<any> | ProcessorFactory<any> | ExporterFactory<any> | ExtensionFactory<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** The set of known component types, by kind. */
+export class Registry {
+  private readonly byKind = new Map<ComponentKind, Map<string, AnyFactory>>();
+
+  constructor(factories: readonly AnyFactory[]) {
+    for (const f of factories) {
+      let m = this.byKind.get(f.kind);
+      if (!m) this.byKind.set(f.kind, (m = new Map()));
+      if (m.has(f.type)) throw new Error(`duplicate ${f.kind} type ${f.type}`);
+      m.set(f.type, f);
+    }
+  }
+
+  get(kind: ComponentKind, type: string): AnyFactory | undefined {
+    return this.byKind.get(kind)?.get(type);
+  }
+
+  types(kind: ComponentKind): string[] {
+    return [...(this.byKind.get(kind)?.keys() ?? [])].sort();
+  }
+}

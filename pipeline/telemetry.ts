@@ -1,0 +1,129 @@
+/**
+ * Self-telemetry: one prom-client registry per running service (so tests can run several in one
+ * process), with the OpenTelemetry Collector's metric names for what both have, so existing dashboards
+ * work. Components bind their label values once at build time (`.labels(...)`) and only `inc` per batch.
+ * No label ever carries a user, token or span value.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Telemetry {
+  readonly registry = new Registry();
+
+  // Receivers.
+  readonly receiverAccepted: Counter<'receiver' | 'transport'>;
+  readonly receiverRefused: Counter<'receiver' | 'transport'>;
+  readonly receiverRequests: Counter<'receiver' | 'transport' | 'outcome'>;
+  // Processors.
+  readonly processorIncoming: Counter<'processor' | 'otel_signal'>;
+  readonly processorOutgoing: Counter<'processor' | 'otel_signal'>;
+  // Exporters.
+  readonly exporterSent: Counter<'exporter'>;
+  readonly exporterSendFailed: Counter<'exporter'>;
+  readonly exporterEnqueueFailed: Counter<'exporter'>;
+  readonly exporterQueueSize: Gauge<'exporter'>;
+  readonly exporterQueueCapacity: Gauge<'exporter'>;
+  // Every span that does not go on, by the component that stopped it and why.
+  readonly droppedSpans: Counter<'component' | 'reason'>;
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.receiverAccepted = new Counter({
+      name: 'otelcol_receiver_accepted_spans_total',
+      help: 'Spans successfully pushed into the pipeline.',
+      labelNames: ['receiver', 'transport'],
+      registers,
+    });
+    this.receiverRefused = new Counter({
+      name: 'otelcol_receiver_refused_spans_total',
+      help: 'Spans that could not be pushed into the pipeline.',
+      labelNames: ['receiver', 'transport'],
+      registers,
+    });
+    this.receiverRequests = new Counter({
+      name: 'tracewarden_receiver_requests_total',
+      help: 'Export requests by outcome (ok, invalid, too_large, unsupported_media_type, unauthenticated, refused).',
+      labelNames: ['receiver', 'transport', 'outcome'],
+      registers,
+    });
+    this.processorIncoming = new Counter({
+      name: 'otelcol_processor_incoming_items_total',
+      help: 'Items passed to the processor.',
+      labelNames: ['processor', 'otel_signal'],
+      registers,
+    });
+    this.processorOutgoing = new Counter({
+      name: 'otelcol_processor_outgoing_items_total',
+      help: 'Items emitted by the processor.',
+      labelNames: ['processor', 'otel_signal'],
+      registers,
+    });
+    this.exporterSent = new Counter({
+      name: 'otelcol_exporter_sent_spans_total',
+      help: 'Spans successfully sent to the destination.',
+      labelNames: ['exporter'],
+      registers,
+    });
+    this.exporterSendFailed = new Counter({
+      name: 'otelcol_exporter_send_failed_spans_total',
+      help: 'Spans the exporter failed to send to the destination.',
+      labelNames: ['exporter'],
+      registers,
+    });
+    this.exporterEnqueueFailed = new Counter({
+      name: 'otelcol_exporter_enqueue_failed_spans_total',
+      help: 'Spans that could not be added to the sending queue.',
+      labelNames: ['exporter'],
+      registers,
+    });
+    this.exporterQueueSize = new Gauge({
+      name: 'otelcol_exporter_queue_size',
+      help: 'Current number of batches in the sending queue.',
+      labelNames: ['exporter'],
+      registers,
+    });
+    this.exporterQueueCapacity = new Gauge({
+      name: 'otelcol_exporter_queue_capacity',
+      help: 'Fixed capacity of the sending queue, in batches.',
+      labelNames: ['exporter'],
+      registers,
+    });
+    this.droppedSpans = new Counter({
+      name: 'tracewarden_dropped_spans_total',
+      help: 'Spans that did not go on, by the component that stopped them and the reason.',
+      labelNames: ['component', 'reason'],
+      registers,
+    });
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** A component's own counter, registered once per registry under this name. */
+  counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Counter<L>;
+    return new Counter({ name, help, labelNames: labelNames as L[], registers: [this.registry] });
+  }
+
+  gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Gauge<L>;
+    return new Gauge({ name, help, labelNames: labelNames as L[], registers: [this.registry] });
+  }
+
+  histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Histogram<L>;
+    return new Histogram({ name, help, labelNames: labelNames as L[], buckets, registers: [this.registry] });
+  }
+
+  /** The current value of a counter or gauge for these labels (0 when never set): for tests and health. */
+  async value(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const m = this.registry.getSingleMetric(name);
+    if (!m) return 0;
+    const data = await m.get();
+    let sum = 0;
+    for (const v of data.values) {
+      if (Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want)) sum += v.value;
+    }
+    return sum;
+  }
+}
