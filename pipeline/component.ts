@@ -62,6 +62,8 @@ export function isAuthenticator(ext: Extension | undefined): ext is Authenticato
 
 export interface Host {
   getExtension(id: string): Extension | undefined;
+  /** Whether every component is started and ready, and which are not. */
+  readiness(): { ready: boolean; notReady: string[] };
 }
 
 export interface ComponentSettings {

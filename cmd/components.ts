@@ -1,0 +1,25 @@
+/** The registry: every component type tracewarden knows. A new component is one line here. */
+import { Registry, type AnyFactory } from '../pipeline/component.js';
+import { factory as otlpReceiver } from '../receivers/otlp/index.js';
+import { factory as batchProcessor } from '../processors/batch/index.js';
+import { factory as memoryLimiter } from '../processors/memory_limiter/index.js';
+import { factory as otlpExporter } from '../exporters/otlp/index.js';
+import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
+import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
+import { factory as debugExporter } from '../exporters/debug/index.js';
+import { factory as healthCheck } from '../extensions/health_check/index.js';
+
+export const FACTORIES: readonly AnyFactory[] = [
+  otlpReceiver,
+  batchProcessor,
+  memoryLimiter,
+  otlpExporter,
+  otlphttpExporter,
+  lightstepExporter,
+  debugExporter,
+  healthCheck,
+];
+
+export function defaultRegistry(): Registry {
+  return new Registry(FACTORIES);
+}

@@ -1,0 +1,184 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Registry, type AnyFactory } from './component.js';
+import { formatProblem, loadConfig, type ConfigSource } from './config.js';
+import { expandEnv } from './env.js';
+import { parseDuration, s } from './schema.js';
+
+// Schema-only factories: the loader never creates components, so create() is unreachable here.
+const unreachable = () => {
+  throw new Error('not created by the loader');
+};
+const registry = new Registry([
+  { type: 'otlp', kind: 'receiver', schema: s.object({ endpoint: s.string().default('localhost:4317'), limit: s.int({ min: 1 }).default(4) }), create: unreachable },
+  { type: 'batch', kind: 'processor', schema: s.object({ timeout: s.duration().default(200) }, { metadata_keys: 'no effect' }), create: unreachable },
+  { type: 'debug', kind: 'exporter', schema: s.object({ verbosity: s.enum('basic', 'detailed').default('basic') }), create: unreachable },
+  { type: 'health_check', kind: 'extension', schema: s.object({}), create: unreachable },
+] as AnyFactory[]);
+
+const VALID = `receivers:
+  otlp:
+  otlp/second:
+    endpoint: 0.0.0.0:14317
+processors:
+  batch:
+    timeout: 1s
+exporters:
+  debug:
+  debug/detail: { verbosity: detailed }
+service:
+  pipelines:
+    traces:
+      receivers: [otlp, otlp/second]
+      processors: [batch]
+      exporters: [debug, debug/detail]
+    traces/audit:
+      receivers: [otlp]
+      exporters: [debug/detail]
+`;
+
+function load(text: string, env: Record<string, string> = {}, extra: ConfigSource[] = []) {
+  return loadConfig([{ name: 'main.yaml', text }, ...extra], registry, env);
+}
+
+function errors(text: string, env: Record<string, string> = {}): string[] {
+  return load(text, env)
+    .problems.filter((p) => !p.warning)
+    .map(formatProblem);
+}
+
+test('a valid config resolves components, defaults, pipelines, shared receivers and fan-out', () => {
+  const { config, problems } = load(VALID);
+  assert.deepEqual(problems, []);
+  assert.ok(config);
+  assert.deepEqual([...config.receivers.keys()], ['otlp', 'otlp/second']);
+  assert.deepEqual(config.receivers.get('otlp')!.config, { endpoint: 'localhost:4317', limit: 4 });
+  assert.deepEqual(config.processors.get('batch')!.config, { timeout: 1000 });
+  assert.deepEqual(config.service.pipelines, [
+    { id: 'traces', receivers: ['otlp', 'otlp/second'], processors: ['batch'], exporters: ['debug', 'debug/detail'] },
+    { id: 'traces/audit', receivers: ['otlp'], processors: [], exporters: ['debug/detail'] },
+  ]);
+  assert.equal(config.service.metricsAddress, 'localhost:8888');
+});
+
+test('every problem is reported at once, each with its line and path', () => {
+  const text = `receivers:
+  otlp:
+    endpoint: 12
+    limit: zero
+    colour: blue
+  zipkin:
+processors:
+  batch:
+    timeout: soon
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp, jaeger]
+      exporters: [debug, debug/missing]
+    metrics:
+      receivers: [otlp]
+      exporters: [debug]
+`;
+  assert.deepEqual(errors(text), [
+    'main.yaml:4:5: receivers.otlp.limit: expected an integer, got string "zero"',
+    'main.yaml:5:5: receivers.otlp.colour: unknown key; expected one of endpoint, limit',
+    'main.yaml:6:3: receivers.zipkin: unknown receiver type "zipkin"; known types: otlp',
+    'main.yaml:9:5: processors.batch.timeout: expected a duration such as 5s, 200ms or 1m30s, got string "soon"',
+    'main.yaml:15:25: service.pipelines.traces.receivers.1: references receiver "jaeger", which is not configured under receivers',
+    'main.yaml:16:26: service.pipelines.traces.exporters.1: references exporter "debug/missing", which is not configured under exporters',
+    'main.yaml:17:5: service.pipelines.metrics: metrics pipelines are not supported: tracewarden handles traces only',
+  ]);
+});
+
+test('environment expansion: typed whole values, defaults, literal $$, unset variables warn', () => {
+  const text = `receivers:
+  otlp:
+    endpoint: \${env:HOST}:\${env:PORT:-4317}
+    limit: \${env:LIMIT}
+exporters:
+  debug:
+    verbosity: \${env:VERBOSITY:-basic}
+service:
+  pipelines:
+    traces: { receivers: [otlp], exporters: [debug] }
+`;
+  const { config, problems } = load(text, { HOST: '127.0.0.1', LIMIT: '16' });
+  assert.deepEqual(problems, []);
+  assert.deepEqual(config!.receivers.get('otlp')!.config, { endpoint: '127.0.0.1:4317', limit: 16 });
+  assert.equal((config!.exporters.get('debug')!.config as { verbosity: string }).verbosity, 'basic');
+
+  assert.deepEqual(expandEnv('a$$b', {}).value, 'a$b');
+  const unset = expandEnv('${env:NOPE}', {});
+  assert.equal(unset.value, '');
+  assert.deepEqual(unset.problems, [{ message: 'environment variable NOPE is not set; it expands to an empty string', warning: true }]);
+  assert.match(expandEnv('${HOME}', {}).problems[0]!.message, /unsupported reference/);
+});
+
+test('a quoted reference stays a string', () => {
+  const text = `receivers:\n  otlp:\n    limit: "\${env:LIMIT}"\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces: { receivers: [otlp], exporters: [debug] }\n`;
+  assert.deepEqual(errors(text, { LIMIT: '16' }), ['main.yaml:3:5: receivers.otlp.limit: expected an integer, got string "16"']);
+});
+
+test('several files merge in order, later winning, and problems point at the file that set the value', () => {
+  const override = `receivers:\n  otlp:\n    limit: -1\n`;
+  const { problems } = load(VALID, {}, [{ name: 'override.yaml', text: override }]);
+  assert.deepEqual(problems.map(formatProblem), ['override.yaml:3:5: receivers.otlp.limit: must be at least 1, got -1']);
+  const ok = load(VALID, {}, [{ name: 'override.yaml', text: `receivers:\n  otlp:\n    limit: 9\n` }]);
+  assert.equal((ok.config!.receivers.get('otlp')!.config as { limit: number }).limit, 9);
+  assert.equal((ok.config!.receivers.get('otlp')!.config as { endpoint: string }).endpoint, 'localhost:4317');
+});
+
+test('YAML syntax errors and duplicate keys are reported with their line', () => {
+  const unclosed = errors('receivers:\n  otlp: {\n');
+  assert.ok(unclosed.length >= 1);
+  assert.match(unclosed[0]!, /^main\.yaml:[23]:\d+: YAML: /);
+  assert.match(errors('receivers:\n  otlp:\n  otlp:\n')[0]!, /^main\.yaml:[23]:\d+: YAML: Map keys must be unique/);
+});
+
+test('structure errors: missing service, empty pipelines, bad IDs, duplicates, unknown sections', () => {
+  assert.deepEqual(errors('receivers:\n  otlp:\n'), ['main.yaml:1:1: service: required: a service section with at least one pipeline']);
+  assert.deepEqual(errors('service:\n  pipelines: {}\n'), ['main.yaml:2:3: service.pipelines: required: at least one pipeline, e.g. traces: { receivers: [otlp], exporters: [debug] }']);
+  assert.deepEqual(
+    errors(`receivers:\n  "otlp/":\nexporters:\n  debug:\nconnectors:\n  x: {}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch, batch]\n      exporters: []\n`),
+    [
+      'main.yaml:2:3: receivers.otlp/: invalid component ID; expected "type" or "type/name"',
+      'main.yaml:5:1: connectors: connectors are not supported by tracewarden',
+      'main.yaml:10:19: service.pipelines.traces.receivers.0: references receiver "otlp", which is not configured under receivers',
+      'main.yaml:11:20: service.pipelines.traces.processors.0: references processor "batch", which is not configured under processors',
+      'main.yaml:11:27: service.pipelines.traces.processors.1: "batch" is listed twice',
+      'main.yaml:11:27: service.pipelines.traces.processors.1: references processor "batch", which is not configured under processors',
+      'main.yaml:12:7: service.pipelines.traces.exporters: expected at least 1 item',
+    ],
+  );
+});
+
+test('Collector keys with no effect are accepted with a warning, not an error', () => {
+  const text = `processors:\n  batch:\n    metadata_keys: [tenant]\nreceivers:\n  otlp:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces: { receivers: [otlp], processors: [batch], exporters: [debug] }\n`;
+  const { config, problems } = load(text);
+  assert.ok(config);
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.warning, true);
+  assert.equal(formatProblem(problems[0]!), 'main.yaml:3:5: warning: processors.batch.metadata_keys: accepted for OpenTelemetry Collector compatibility; no effect');
+});
+
+test('telemetry: address, Prometheus pull reader, level none', () => {
+  const base = `receivers:\n  otlp:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces: { receivers: [otlp], exporters: [debug] }\n`;
+  const addr = load(base + `  telemetry:\n    metrics:\n      address: 0.0.0.0:9999\n    logs:\n      level: debug\n`).config!;
+  assert.equal(addr.service.metricsAddress, '0.0.0.0:9999');
+  assert.equal(addr.service.logLevel, 'debug');
+  const pull = load(base + `  telemetry:\n    metrics:\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 0.0.0.0\n                port: 8889\n`).config!;
+  assert.equal(pull.service.metricsAddress, '0.0.0.0:8889');
+  const none = load(base + `  telemetry:\n    metrics:\n      level: none\n`).config!;
+  assert.equal(none.service.metricsAddress, null);
+});
+
+test('durations use Go syntax', () => {
+  assert.equal(parseDuration('200ms'), 200);
+  assert.equal(parseDuration('1m30s'), 90_000);
+  assert.equal(parseDuration('1.5s'), 1500);
+  assert.equal(parseDuration('5'), null);
+  assert.equal(parseDuration('5 s'), null);
+});

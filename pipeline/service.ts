@@ -1,0 +1,174 @@
+/**
+ * Builds the component graph from a validated config and runs its lifecycle. Components are started
+ * downstream-first (extensions, exporters, processors, receivers) and stopped upstream-first, so
+ * nothing is ever handed to a stage that is not running.
+ */
+import type { ServiceConfig } from './config.js';
+import type {
+  ComponentSettings,
+  Exporter,
+  ExporterFactory,
+  Extension,
+  ExtensionFactory,
+  Host,
+  Lifecycle,
+  Processor,
+  ProcessorFactory,
+  Receiver,
+  ReceiverFactory,
+  TracesConsumer,
+} from './component.js';
+import { fanOutToExporters, fanOutToPipelines } from './graph.js';
+import { Logger } from './logger.js';
+import { Telemetry } from './telemetry.js';
+import { TelemetryServer } from './telemetry-server.js';
+
+interface Running {
+  id: string;
+  kind: string;
+  component: Lifecycle;
+  started: boolean;
+}
+
+export interface ServiceOptions {
+  logger?: Logger;
+  telemetry?: Telemetry;
+}
+
+export class Service implements Host {
+  readonly telemetry: Telemetry;
+  readonly logger: Logger;
+  private readonly extensions = new Map<string, Extension>();
+  private readonly exporters = new Map<string, Exporter>();
+  private readonly processors: { id: string; processor: Processor }[] = [];
+  private readonly receivers = new Map<string, Receiver>();
+  /** In start order. */
+  private readonly order: Running[] = [];
+  private telemetryServer: TelemetryServer | null = null;
+  private state: 'built' | 'starting' | 'running' | 'stopping' | 'stopped' = 'built';
+
+  constructor(
+    private readonly config: ServiceConfig,
+    opts: ServiceOptions = {},
+  ) {
+    this.logger = opts.logger ?? new Logger(process.stderr, config.service.logLevel);
+    this.telemetry = opts.telemetry ?? new Telemetry();
+    this.build();
+  }
+
+  getExtension(id: string): Extension | undefined {
+    return this.extensions.get(id);
+  }
+
+  /** Components by ID, for tests and diagnostics. */
+  component(id: string): Lifecycle | undefined {
+    return this.receivers.get(id) ?? this.exporters.get(id) ?? this.extensions.get(id) ?? this.processors.find((p) => p.id === id)?.processor;
+  }
+
+  get metricsPort(): number {
+    return this.telemetryServer?.boundPort ?? 0;
+  }
+
+  private settings(id: string, kind: string): ComponentSettings {
+    return { id, logger: this.logger.child({ component: id, kind }), telemetry: this.telemetry };
+  }
+
+  private build(): void {
+    const cfg = this.config;
+    for (const id of cfg.service.extensions) {
+      const c = cfg.extensions.get(id)!;
+      const ext = (c.factory as ExtensionFactory).create(this.settings(id, 'extension'), c.config);
+      this.extensions.set(id, ext);
+      this.order.push({ id, kind: 'extension', component: ext, started: false });
+    }
+
+    const used = (list: 'exporters' | 'receivers') => [...new Set(cfg.service.pipelines.flatMap((p) => p[list]))];
+    for (const id of used('exporters')) {
+      const c = cfg.exporters.get(id)!;
+      const exp = (c.factory as ExporterFactory).create(this.settings(id, 'exporter'), c.config);
+      this.exporters.set(id, exp);
+      this.order.push({ id, kind: 'exporter', component: exp, started: false });
+    }
+
+    const entries = new Map<string, TracesConsumer>();
+    for (const p of cfg.service.pipelines) {
+      let next = fanOutToExporters(p.exporters.map((id) => this.exporters.get(id)!));
+      // Processors are per pipeline, as in the Collector; built last-to-first so each gets its next.
+      const built: { id: string; processor: Processor }[] = [];
+      for (let i = p.processors.length - 1; i >= 0; i--) {
+        const id = p.processors[i]!;
+        const c = cfg.processors.get(id)!;
+        const proc = (c.factory as ProcessorFactory).create(this.settings(id, 'processor'), c.config, next);
+        built.unshift({ id, processor: proc });
+        next = proc;
+      }
+      // Start order within a pipeline is downstream-first.
+      for (let i = built.length - 1; i >= 0; i--) {
+        this.processors.push(built[i]!);
+        this.order.push({ id: `${p.id}/${built[i]!.id}`, kind: 'processor', component: built[i]!.processor, started: false });
+      }
+      entries.set(p.id, next);
+    }
+
+    for (const id of used('receivers')) {
+      const c = cfg.receivers.get(id)!;
+      const pipelines = cfg.service.pipelines.filter((p) => p.receivers.includes(id)).map((p) => entries.get(p.id)!);
+      const rec = (c.factory as ReceiverFactory).create(this.settings(id, 'receiver'), c.config, fanOutToPipelines(pipelines));
+      this.receivers.set(id, rec);
+      this.order.push({ id, kind: 'receiver', component: rec, started: false });
+    }
+  }
+
+  /** Starts everything; on any failure stops what was started and rejects with that failure. */
+  async start(): Promise<void> {
+    if (this.state !== 'built') throw new Error(`service cannot start from state ${this.state}`);
+    this.state = 'starting';
+    const address = this.config.service.metricsAddress;
+    try {
+      if (address !== null) {
+        this.telemetryServer = new TelemetryServer(this.telemetry, address, () => this.readiness());
+        await this.telemetryServer.start();
+        this.logger.info('telemetry server listening', { address, port: this.telemetryServer.boundPort });
+      }
+      for (const r of this.order) {
+        await r.component.start(this);
+        r.started = true;
+        this.logger.debug('component started', { component: r.id, kind: r.kind });
+      }
+    } catch (err) {
+      this.logger.error('start-up failed; stopping what was started', { error: err });
+      await this.shutdown(Date.now() + 5000);
+      throw err;
+    }
+    this.state = 'running';
+    this.logger.info('tracewarden is running', { pipelines: this.config.service.pipelines.map((p) => p.id) });
+  }
+
+  readiness(): { ready: boolean; notReady: string[] } {
+    const notReady: string[] = [];
+    if (this.state !== 'running') notReady.push(`service (${this.state})`);
+    for (const r of this.order) {
+      if (!r.started || (r.component.isReady && !r.component.isReady())) notReady.push(r.id);
+    }
+    return { ready: notReady.length === 0, notReady };
+  }
+
+  /** Stops upstream-first: receivers, then processors in pipeline order, exporters, extensions. */
+  async shutdown(deadline: number): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    for (let i = this.order.length - 1; i >= 0; i--) {
+      const r = this.order[i]!;
+      if (!r.started) continue;
+      try {
+        await r.component.shutdown(deadline);
+      } catch (err) {
+        this.logger.error('component shutdown failed', { component: r.id, error: err });
+      }
+      r.started = false;
+    }
+    await this.telemetryServer?.stop();
+    this.state = 'stopped';
+    this.logger.info('tracewarden stopped');
+  }
+}
