@@ -5,8 +5,9 @@
  * with a reason. It knows nothing about transports: the concrete exporter supplies `send`, which turns
  * bytes into an outcome.
  */
+import { setMaxListeners } from 'node:events';
 import type { TraceBatch } from './batch.js';
-import { PipelineError } from './errors.js';
+import { PipelineError, asPipelineError } from './errors.js';
 import type { Logger } from './logger.js';
 import { s, type Infer } from './schema.js';
 import type { Telemetry } from './telemetry.js';
@@ -182,6 +183,8 @@ export class ExporterHelper {
     this.qBytes = new Array<Uint8Array | null>(this.capacity).fill(null);
     this.qSpans = new Int32Array(this.capacity);
     this.debugLog = opts.logger.enabled('debug');
+    // Every in-flight send listens on the shared signal; there are as many as workers, by design.
+    setMaxListeners(0, this.abort.signal);
 
     const t = opts.telemetry;
     this.mSent = t.exporterSent.labels(opts.id);
@@ -220,8 +223,15 @@ export class ExporterHelper {
    * outcome. Rejects with QUEUE_FULL when the queue is full and SHUTTING_DOWN after shutdown began.
    */
   consume(batch: TraceBatch): Promise<void> {
-    const sealed = batch.seal();
-    const spans = sealed.liveSpanCount;
+    let sealed: TraceBatch;
+    let spans: number;
+    try {
+      sealed = batch.seal();
+      spans = sealed.liveSpanCount;
+    } catch (err) {
+      // Receivers validate; this only guards the promise contract against bytes that never were.
+      return Promise.reject(asPipelineError(err));
+    }
     if (spans === 0) return Promise.resolve();
     if (!this.accepting) {
       this.mEnqueueFailed.inc(spans);
@@ -267,7 +277,8 @@ export class ExporterHelper {
       }),
     ]);
     clearTimeout(timer);
-    if (timedOut) this.expire();
+    // Batches can also be left over without a timeout: queued before a start that never happened.
+    if (timedOut || this.qLen > 0) this.expire();
     this.running = [];
   }
 

@@ -26,8 +26,9 @@ export function otlpJsonToProtobuf(body: Uint8Array | string): Uint8Array {
   let doc: Json;
   try {
     doc = JSON.parse(typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
-  } catch (err) {
-    throw invalidArgument(`request body is not valid JSON: ${(err as Error).message}`);
+  } catch {
+    // JSON.parse's message quotes the input, which may hold a credential: say only what is wrong.
+    throw invalidArgument('request body is not valid JSON');
   }
   const w = protobuf.Writer.create();
   const req = obj(doc, '$');

@@ -41,7 +41,7 @@ export class Telemetry {
     });
     this.receiverRequests = new Counter({
       name: 'tracewarden_receiver_requests_total',
-      help: 'Export requests by outcome (ok, invalid, too_large, unsupported_media_type, unauthenticated, refused).',
+      help: 'Export requests by outcome (ok, invalid, too_large, unsupported_media_type, unauthenticated, refused, not_found).',
       labelNames: ['receiver', 'transport', 'outcome'],
       registers,
     });

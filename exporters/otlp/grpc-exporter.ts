@@ -1,0 +1,162 @@
+/**
+ * The OTLP/gRPC exporter: batch bytes go out as the Export call's message untouched (identity
+ * serializers), so an unedited batch reaches the peer byte for byte as it was received. Queueing and
+ * retries are the ExporterHelper's; this file only maps one call's result to a SendOutcome.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { TraceBatch } from '../../pipeline/batch.js';
+import type { ComponentSettings, Exporter, Host, RequestContext } from '../../pipeline/component.js';
+import {
+  ExporterHelper,
+  SENT,
+  partialSuccessOutcome,
+  permanentOutcome,
+  retryableOutcome,
+  type SendOutcome,
+} from '../../pipeline/exporter-helper.js';
+import type { Logger } from '../../pipeline/logger.js';
+import { parseGrpcEndpoint, type OtlpConfig } from './config.js';
+import { checkHeader } from './headers.js';
+import { parsePartialSuccess, parseRpcStatus } from './response.js';
+import { loadTls } from './tls.js';
+
+export const EXPORT_METHOD = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
+
+const identity = (b: Buffer): Buffer => b;
+const toBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+// Retryable per the OTLP specification; RESOURCE_EXHAUSTED only when the peer says when to come back.
+const RETRYABLE_CODES: ReadonlySet<number> = new Set([
+  grpc.status.CANCELLED,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.ABORTED,
+  grpc.status.OUT_OF_RANGE,
+  grpc.status.UNAVAILABLE,
+  grpc.status.DATA_LOSS,
+]);
+
+const STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
+
+export interface OtlpGrpcExporterOptions {
+  /**
+   * Headers resolved at start and sent with every call, kept apart from `headers` because they are
+   * secret (an access token read from a file): they are never logged.
+   */
+  secretHeaders?: () => Promise<Record<string, string>>;
+}
+
+/** Maps a finished unary call to an outcome. Exported for the unit tests of the mapping. */
+export function grpcOutcome(err: grpc.ServiceError | null, response: Buffer | undefined): SendOutcome {
+  if (err === null) {
+    const partial = response !== undefined ? parsePartialSuccess(response) : null;
+    return partial === null ? SENT : partialSuccessOutcome(partial.rejectedSpans, `partial success: ${partial.message}`);
+  }
+  const code = err.code;
+  let retryDelayMs = -1;
+  const details = err.metadata?.get('grpc-status-details-bin')[0];
+  if (details !== undefined && typeof details !== 'string') {
+    const st = parseRpcStatus(details);
+    if (st !== null) retryDelayMs = st.retryDelayMs;
+  }
+  const message = `${STATUS_NAMES[code] ?? `code ${code}`}: ${err.details}`;
+  if (RETRYABLE_CODES.has(code) || (code === grpc.status.RESOURCE_EXHAUSTED && retryDelayMs >= 0)) {
+    return retryableOutcome(message, retryDelayMs > 0 ? retryDelayMs : 0);
+  }
+  return permanentOutcome(message);
+}
+
+export class OtlpGrpcExporter implements Exporter {
+  private readonly helper: ExporterHelper;
+  private readonly logger: Logger;
+  private client: grpc.Client | null = null;
+  private metadata = new grpc.Metadata();
+
+  constructor(
+    settings: ComponentSettings,
+    private readonly config: OtlpConfig,
+    private readonly options: OtlpGrpcExporterOptions = {},
+  ) {
+    this.logger = settings.logger;
+    this.helper = new ExporterHelper({
+      id: settings.id,
+      telemetry: settings.telemetry,
+      logger: settings.logger,
+      queue: config.sending_queue,
+      retry: config.retry_on_failure,
+      timeoutMs: config.timeout,
+      send: (bytes, spans, deadline, signal) => this.send(bytes, spans, deadline, signal),
+    });
+  }
+
+  async start(_host: Host): Promise<void> {
+    const c = this.config;
+    const parsed = parseGrpcEndpoint(c.endpoint);
+    if (typeof parsed === 'string') throw new Error(`endpoint: ${parsed}`);
+    const secure = parsed.schemeSecure ?? !c.tls.insecure;
+    let creds: grpc.ChannelCredentials;
+    const channelOptions: grpc.ChannelOptions = {
+      // Batches are bounded upstream (receiver limits, batch processor); grpc-js's 4 MiB default is not ours to impose.
+      'grpc.max_send_message_length': -1,
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      'grpc.primary_user_agent': 'tracewarden',
+    };
+    if (c.compression === 'gzip') channelOptions['grpc.default_compression_algorithm'] = grpc.compressionAlgorithms.gzip;
+    if (secure) {
+      const t = await loadTls(c.tls);
+      const verify: grpc.VerifyOptions = {};
+      if (!t.rejectUnauthorized) {
+        verify.rejectUnauthorized = false;
+        verify.checkServerIdentity = () => undefined;
+      }
+      creds = grpc.credentials.createSsl(t.ca ?? null, t.key ?? null, t.cert ?? null, verify);
+      if (t.servername !== undefined) {
+        channelOptions['grpc.ssl_target_name_override'] = t.servername;
+        channelOptions['grpc.default_authority'] = t.servername;
+      }
+    } else {
+      creds = grpc.credentials.createInsecure();
+    }
+    const md = new grpc.Metadata();
+    for (const [k, v] of Object.entries(c.headers)) md.set(checkHeader(k, v), v);
+    if (this.options.secretHeaders !== undefined) {
+      for (const [k, v] of Object.entries(await this.options.secretHeaders())) md.set(checkHeader(k, v), v);
+    }
+    this.metadata = md;
+    this.client = new grpc.Client(parsed.target, creds, channelOptions);
+    this.helper.start();
+    this.logger.info('exporter started', { endpoint: parsed.target, tls: secure, compression: c.compression });
+  }
+
+  consume(batch: TraceBatch, _ctx?: RequestContext): Promise<void> {
+    return this.helper.consume(batch);
+  }
+
+  async shutdown(deadline: number): Promise<void> {
+    await this.helper.shutdown(deadline);
+    this.client?.close();
+    this.client = null;
+  }
+
+  private send(bytes: Uint8Array, _spans: number, deadline: number, signal: AbortSignal): Promise<SendOutcome> {
+    const client = this.client;
+    if (client === null) return Promise.resolve(retryableOutcome('exporter not started'));
+    return new Promise<SendOutcome>((resolve) => {
+      // grpc-js adds its own headers to the metadata it is given, so each call gets a copy.
+      const call = client.makeUnaryRequest<Buffer, Buffer>(
+        EXPORT_METHOD,
+        identity,
+        identity,
+        toBuffer(bytes),
+        this.metadata.clone(),
+        { deadline },
+        (err, response) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(grpcOutcome(err, response));
+        },
+      );
+      const onAbort = (): void => call.cancel();
+      if (signal.aborted) call.cancel();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
