@@ -651,6 +651,25 @@ export class TraceBatch {
     return false;
   }
 
+  private keyStart = 0;
+  private keyEnd = 0;
+
+  /** Finds the key of the KeyValue in [start,end) into keyStart/keyEnd; false when it has none. */
+  private readKey(start: number, end: number): boolean {
+    const r = this.kvReader;
+    r.reset(this.bytes, start);
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      if (tag === 0x0a) {
+        this.keyEnd = r.lengthDelimitedEnd(end);
+        this.keyStart = r.pos;
+        return true;
+      }
+      r.skip(tag & 7, end);
+    }
+    return false;
+  }
+
   /** Whether the KeyValue in [start,end) has `key`; on a match fills the value part of `found`. */
   private keyValueMatches(start: number, end: number, key: Uint8Array): boolean {
     const r = this.kvReader;
@@ -757,6 +776,43 @@ export class TraceBatch {
     return n;
   }
 
+  /**
+   * Removes every attribute whose key is any of `keys`, in one pass over the span: what a processor that
+   * strips several keys (a credential, plus identity attributes a sender may have forged) should use.
+   */
+  removeSpanAttributes(span: number, keys: readonly Uint8Array[]): number {
+    const x = this.x;
+    const end = x.spEnd[span]!;
+    const r = this.reader;
+    r.reset(this.bytes, x.spStart[span]!);
+    let n = 0;
+    while (r.pos < end) {
+      const tagPos = r.pos;
+      const tag = r.uint32(end);
+      if (tag === 0x4a) {
+        const stop = r.lengthDelimitedEnd(end);
+        if (this.readKey(r.pos, stop)) {
+          for (let k = 0; k < keys.length; k++) {
+            if (bytesEqual(this.bytes, this.keyStart, this.keyEnd, keys[k]!)) {
+              this.pushEdit(E_DEL_SPAN, span, tagPos, stop);
+              n++;
+              break;
+            }
+          }
+        }
+        r.pos = stop;
+      } else {
+        r.skip(tag & 7, end);
+      }
+    }
+    return n;
+  }
+
+  /** Adds an attribute the caller knows is absent (it just removed the key): no search. */
+  appendSpanAttribute(span: number, key: Uint8Array, value: EncodedValue): void {
+    this.appendKeyValue(E_INS_SPAN, span, 9, key, value);
+  }
+
   removeResourceAttribute(resource: number, key: Uint8Array): number {
     const x = this.x;
     const s = x.rsResStart[resource]!;
@@ -842,12 +898,8 @@ export class TraceBatch {
       this.eA = ea;
       this.eB = eb;
     }
-    // A deletion recorded twice (the same attribute removed by two processors) must count once.
-    if (kind === E_DEL_SPAN || kind === E_DEL_RES) {
-      for (let i = 0; i < this.edits; i++) {
-        if (this.eKind[i] === kind && this.eTarget![i] === target && this.eA![i] === a) return;
-      }
-    }
+    // The same attribute may be removed twice (by two processors): the encoder, which sorts each target's
+    // deletions anyway, counts such duplicates once, so recording stays O(1).
     const i = this.edits++;
     this.eKind[i] = kind;
     this.eTarget![i] = target;
@@ -1006,13 +1058,19 @@ class Encoder {
     return this.out;
   }
 
+  /** Size change of a target's sorted edit list; a deletion repeating the previous one counts once. */
   private delta(first: number): number {
     const e = this.e;
     let d = 0;
+    let lastDel = -1;
     for (let i = first; i >= 0; i = this.eNext[i]!) {
       const k = e.kind![i]!;
-      const len = e.b![i]! - e.a![i]!;
-      d += k === E_DEL_SPAN || k === E_DEL_RES ? -len : len;
+      const a = e.a![i]!;
+      const len = e.b![i]! - a;
+      if (k === E_DEL_SPAN || k === E_DEL_RES) {
+        if (a !== lastDel) d -= len;
+        lastDel = a;
+      } else d += len;
     }
     return d;
   }
@@ -1058,7 +1116,7 @@ class Encoder {
     let cur = start;
     for (let i = first; i >= 0; i = this.eNext[i]!) {
       const k = e.kind![i]!;
-      if (k === E_DEL_SPAN || k === E_DEL_RES) {
+      if ((k === E_DEL_SPAN || k === E_DEL_RES) && e.a![i]! >= cur) {
         pos = this.copy(cur, e.a![i]!, pos);
         cur = e.b![i]!;
       }
