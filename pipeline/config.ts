@@ -157,17 +157,19 @@ export function loadConfig(
     parsed.push({ name: src.name, doc, lines });
     merged = mergeMaps(merged, value as Record<string, unknown>);
   }
-  if (problems.some((p) => !p.warning)) return { config: null, problems };
+  if (problems.some((p) => !p.warning)) return { config: null, problems: inReadingOrder(problems, sources) };
 
   const ctx = new ParseContext();
   const config = validate(merged, registry, ctx);
-  const located = ctx.issues.map((issue) => locate(parsed, issue.path, issue.message, issue.warning === true, sources));
-  // In reading order: by file as given, then line, then column.
-  const fileOrder = new Map(sources.map((src, i) => [src.name, i]));
-  located.sort((a, b) => (fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0) || a.line - b.line || a.column - b.column);
-  problems.push(...located);
+  for (const issue of ctx.issues) problems.push(locate(parsed, issue.path, issue.message, issue.warning === true, sources));
   const failed = problems.some((p) => !p.warning);
-  return { config: failed ? null : config, problems };
+  return { config: failed ? null : config, problems: inReadingOrder(problems, sources) };
+}
+
+/** By file in the order given, then line, then column: the order an operator reads them in. */
+function inReadingOrder(problems: ConfigProblem[], sources: readonly ConfigSource[]): ConfigProblem[] {
+  const fileOrder = new Map(sources.map((src, i) => [src.name, i]));
+  return problems.sort((a, b) => (fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0) || a.line - b.line || a.column - b.column);
 }
 
 /** Expands env references in every scalar value (not in keys), keeping the node so line numbers stay. */

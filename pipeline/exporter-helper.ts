@@ -10,7 +10,7 @@ import type { TraceBatch } from './batch.js';
 import { PipelineError, asPipelineError } from './errors.js';
 import type { Logger } from './logger.js';
 import { s, type Infer } from './schema.js';
-import type { Telemetry } from './telemetry.js';
+import { zeroed, type Telemetry } from './telemetry.js';
 
 // ---- configuration (Collector key names and defaults) ----
 
@@ -187,9 +187,9 @@ export class ExporterHelper {
     setMaxListeners(0, this.abort.signal);
 
     const t = opts.telemetry;
-    this.mSent = t.exporterSent.labels(opts.id);
-    this.mSendFailed = t.exporterSendFailed.labels(opts.id);
-    this.mEnqueueFailed = t.exporterEnqueueFailed.labels(opts.id);
+    this.mSent = zeroed(t.exporterSent.labels(opts.id));
+    this.mSendFailed = zeroed(t.exporterSendFailed.labels(opts.id));
+    this.mEnqueueFailed = zeroed(t.exporterEnqueueFailed.labels(opts.id));
     this.mQueueSize = t.exporterQueueSize.labels(opts.id);
     this.mQueueSize.set(0);
     t.exporterQueueCapacity.labels(opts.id).set(this.capacity);

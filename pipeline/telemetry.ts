@@ -6,6 +6,15 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/**
+ * A bound counter child that exists from start-up at 0, so Prometheus has the series before the first
+ * span and `rate()` and absence alerts work from the first scrape.
+ */
+export function zeroed<T extends { inc(value?: number): void }>(child: T): T {
+  child.inc(0);
+  return child;
+}
+
 export class Telemetry {
   readonly registry = new Registry();
 

@@ -2,6 +2,7 @@
  * Writes every batch to stdout for people to read: a summary line (basic), a line per span (normal),
  * or everything (detailed), like the Collector's debug exporter.
  */
+import { zeroed } from '../../pipeline/telemetry.js';
 import type { TraceBatch } from '../../pipeline/batch.js';
 import type { ComponentSettings, Exporter, RequestContext } from '../../pipeline/component.js';
 import type { Logger } from '../../pipeline/logger.js';
@@ -26,8 +27,8 @@ export class DebugExporter implements Exporter {
   ) {
     this.id = settings.id;
     this.logger = settings.logger;
-    this.mSent = settings.telemetry.exporterSent.labels(settings.id);
-    this.mFailed = settings.telemetry.exporterSendFailed.labels(settings.id);
+    this.mSent = zeroed(settings.telemetry.exporterSent.labels(settings.id));
+    this.mFailed = zeroed(settings.telemetry.exporterSendFailed.labels(settings.id));
     this.mDropped = settings.telemetry.droppedSpans.labels(settings.id, 'send_failed');
   }
 

@@ -14,7 +14,7 @@ import { TraceBatch } from '../../pipeline/batch.js';
 import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
 import { PipelineError, asPipelineError, type PipelineErrorCode } from '../../pipeline/errors.js';
 import type { Logger } from '../../pipeline/logger.js';
-import type { Telemetry } from '../../pipeline/telemetry.js';
+import { zeroed, type Telemetry } from '../../pipeline/telemetry.js';
 import type { BatchConfig } from './config.js';
 
 /** The Collector's buckets for otelcol_processor_batch_batch_send_size. */
@@ -74,8 +74,8 @@ export class BatchProcessor implements Processor {
     this.holdLimit = HOLD_FACTOR * Math.max(config.send_batch_size, config.send_batch_max_size, 1);
     const t: Telemetry = settings.telemetry;
     const id = settings.id;
-    this.incoming = t.processorIncoming.labels(id, 'traces');
-    this.outgoing = t.processorOutgoing.labels(id, 'traces');
+    this.incoming = zeroed(t.processorIncoming.labels(id, 'traces'));
+    this.outgoing = zeroed(t.processorOutgoing.labels(id, 'traces'));
     const sendSize: Histogram<'processor'> = t.histogram(
       'otelcol_processor_batch_batch_send_size',
       'Number of spans in each batch sent.',

@@ -4,6 +4,7 @@
  * interval timer, never per batch: consume only reads a boolean. Refused spans are not lost (the sender
  * retries them), so they are counted as refused, not dropped.
  */
+import { zeroed } from '../../pipeline/telemetry.js';
 import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
 import type { TraceBatch } from '../../pipeline/batch.js';
 import { PipelineError } from '../../pipeline/errors.js';
@@ -79,8 +80,8 @@ export class MemoryLimiter implements Processor {
       this.intervalMs,
     );
     const t = settings.telemetry;
-    this.incoming = t.processorIncoming.labels(settings.id, 'traces');
-    this.outgoing = t.processorOutgoing.labels(settings.id, 'traces');
+    this.incoming = zeroed(t.processorIncoming.labels(settings.id, 'traces'));
+    this.outgoing = zeroed(t.processorOutgoing.labels(settings.id, 'traces'));
     this.refused = t
       .counter('otelcol_processor_refused_spans_total', 'Spans refused by the processor; the sender may retry them.', ['processor'])
       .labels(settings.id);

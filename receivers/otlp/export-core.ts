@@ -7,7 +7,7 @@ import { TraceBatch } from '../../pipeline/batch.js';
 import type { Authenticator, RequestContext, SenderAuth, TracesConsumer } from '../../pipeline/component.js';
 import { PipelineError, asPipelineError } from '../../pipeline/errors.js';
 import type { Logger } from '../../pipeline/logger.js';
-import type { Telemetry } from '../../pipeline/telemetry.js';
+import { zeroed, type Telemetry } from '../../pipeline/telemetry.js';
 import { OUTCOMES, type Outcome } from './status.js';
 
 type Child = Counter.Internal;
@@ -19,8 +19,8 @@ export class TransportMetrics {
   private readonly outcomes = new Map<Outcome, Child>();
 
   constructor(telemetry: Telemetry, id: string, transport: 'grpc' | 'http') {
-    this.accepted = telemetry.receiverAccepted.labels(id, transport);
-    this.refused = telemetry.receiverRefused.labels(id, transport);
+    this.accepted = zeroed(telemetry.receiverAccepted.labels(id, transport));
+    this.refused = zeroed(telemetry.receiverRefused.labels(id, transport));
     for (const o of OUTCOMES) this.outcomes.set(o, telemetry.receiverRequests.labels(id, transport, o));
   }
 
