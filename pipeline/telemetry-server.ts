@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Telemetry } from './telemetry.js';
-import { splitHostPort } from './net.js';
+import { closeServer, listen } from './net.js';
 
 export class TelemetryServer {
   private server: Server | null = null;
@@ -17,7 +17,6 @@ export class TelemetryServer {
   ) {}
 
   async start(): Promise<void> {
-    const { host, port } = splitHostPort(this.address);
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -39,13 +38,7 @@ export class TelemetryServer {
       }
     });
     server.keepAliveTimeout = 65_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, this.address, 'telemetry');
     this.server = server;
   }
 
@@ -57,9 +50,8 @@ export class TelemetryServer {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    const closed = closeServer(server);
+    server.closeAllConnections();
+    await closed;
   }
 }

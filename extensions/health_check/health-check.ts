@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ComponentSettings, Extension, Host } from '../../pipeline/component.js';
-import { splitHostPort } from '../../pipeline/net.js';
+import { closeServer, listen } from '../../pipeline/net.js';
 import type { HealthCheckConfig } from './config.js';
 
 export class HealthCheckExtension implements Extension {
@@ -17,7 +17,6 @@ export class HealthCheckExtension implements Extension {
   ) {}
 
   async start(host: Host): Promise<void> {
-    const { host: hostname, port } = splitHostPort(this.config.endpoint);
     const server = createServer((req, res) => {
       if ((req.url ?? '/').split('?')[0] !== this.config.path) {
         res.writeHead(404).end();
@@ -28,13 +27,7 @@ export class HealthCheckExtension implements Extension {
         .writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' })
         .end(JSON.stringify({ status: r.ready ? 'Server available' : 'Server not available', waiting_for: r.notReady }) + '\n');
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, hostname, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, this.config.endpoint, 'health_check');
     this.server = server;
     this.settings.logger.info('health check listening', { endpoint: this.config.endpoint, port: this.port });
   }
@@ -47,9 +40,8 @@ export class HealthCheckExtension implements Extension {
     const server = this.server;
     this.server = null;
     if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    const closed = closeServer(server);
+    server.closeAllConnections();
+    await closed;
   }
 }

@@ -11,7 +11,8 @@ import type { Logger } from '../../pipeline/logger.js';
 import type { GrpcConfig } from './config.js';
 import { decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
 import type { ExportCore, TransportMetrics } from './export-core.js';
-import { closeServer, listen, loadTls, settlesBy, type BoundAddress } from './listen.js';
+import { closeServer, listen, type BoundAddress } from '../../pipeline/net.js';
+import { loadTls, settlesBy } from './listen.js';
 import {
   GRPC_INTERNAL,
   GRPC_UNIMPLEMENTED,

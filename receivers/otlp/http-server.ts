@@ -12,7 +12,8 @@ import { otlpJsonToProtobuf } from '../../pipeline/otlp-json.js';
 import type { HttpConfig } from './config.js';
 import { decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
 import type { ExportCore, TransportMetrics } from './export-core.js';
-import { closeServer, listen, loadTls, settlesBy, type BoundAddress } from './listen.js';
+import { closeServer, listen, type BoundAddress } from '../../pipeline/net.js';
+import { loadTls, settlesBy } from './listen.js';
 import { encodeRpcStatus, grpcCodeOf, httpStatusOf, retryAfterSeconds } from './status.js';
 
 const EXCHANGE = Symbol('httpExchange');

@@ -1,21 +1,7 @@
-/** Endpoint parsing, TLS material loading and listening, shared by both transports. */
+/** TLS material loading and deadline waiting, shared by both transports. */
 import { readFile } from 'node:fs/promises';
-import type { AddressInfo, Server } from 'node:net';
 import type { TlsOptions } from 'node:tls';
 import type { TlsConfig } from './config.js';
-
-export interface BoundAddress {
-  host: string;
-  port: number;
-}
-
-/** "host:port" as validated by endpointSchema; an empty host means every interface. */
-export function splitEndpoint(endpoint: string): { host: string | undefined; port: number } {
-  const i = endpoint.lastIndexOf(':');
-  let host = endpoint.slice(0, i);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  return { host: host === '' ? undefined : host, port: Number(endpoint.slice(i + 1)) };
-}
 
 /** Reads the certificate files once; the error names the file, never its content. */
 export async function loadTls(tls: TlsConfig): Promise<TlsOptions> {
@@ -37,26 +23,6 @@ export async function loadTls(tls: TlsConfig): Promise<TlsOptions> {
     opts.rejectUnauthorized = true;
   }
   return opts;
-}
-
-export function listen(server: Server, endpoint: string, what: string): Promise<BoundAddress> {
-  const { host, port } = splitEndpoint(endpoint);
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => reject(new Error(`cannot listen for ${what} on ${endpoint}: ${err.code ?? err.message}`));
-    server.once('error', onError);
-    server.listen({ host, port }, () => {
-      server.off('error', onError);
-      const a = server.address() as AddressInfo;
-      resolve({ host: a.address, port: a.port });
-    });
-  });
-}
-
-/** Stops listening; resolves once every connection has ended. */
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-  });
 }
 
 /** True when `p` settles before the deadline (epoch ms), false otherwise. */

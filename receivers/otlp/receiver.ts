@@ -4,7 +4,7 @@ import type { AuthConfig, OtlpReceiverConfig } from './config.js';
 import { ExportCore, TransportMetrics } from './export-core.js';
 import { GrpcServer } from './grpc-server.js';
 import { HttpServer } from './http-server.js';
-import type { BoundAddress } from './listen.js';
+import type { BoundAddress } from '../../pipeline/net.js';
 
 export class OtlpReceiver implements Receiver {
   private readonly grpc: GrpcServer | null;
