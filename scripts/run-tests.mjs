@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-const roots = ['pipeline', 'receivers', 'processors', 'exporters', 'extensions', 'cmd', 'test', 'bench'].map((d) => join('dist', d));
+const roots = ['pipeline', 'identity', 'receivers', 'processors', 'exporters', 'extensions', 'cmd', 'test', 'bench'].map((d) => join('dist', d));
 const files = [];
 function walk(dir) {
   let entries;
