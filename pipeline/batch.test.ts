@@ -192,3 +192,85 @@ test('removeSpanAttributes strips several keys in one pass; appendSpanAttribute 
   assert.deepEqual(spans[0]!.attributes, { 'enduser.id': 'bob' });
   assert.deepEqual(spans[1]!.attributes, { keep: 2 });
 });
+
+test('stripSpanAttributes removes keys in one pass and says where each evidence key was', async () => {
+  const { encodeSpanAttributes, encodeBool } = await import('./batch.js');
+  const b = new TraceBatch(twoResources());
+  const firstAt = new Int32Array(2);
+  assert.equal(b.stripSpanAttributes(0, [encodeKey('missing.key'), AUTH], firstAt), 1);
+  assert.equal(firstAt[0], -1);
+  assert.ok(firstAt[1]! > 0);
+  assert.ok(b.readAttributeAt(firstAt[1]!));
+  assert.equal(b.foundString(), 'Bearer x.y.z');
+  b.appendSpanAttributesEncoded(0, encodeSpanAttributes([['identity.verified', encodeBool(true)], ['enduser.id', encodeString('alice')]]));
+  assert.deepEqual(decodeSpans(b.encode())[0]!.attributes, { keep: 1, 'identity.verified': true, 'enduser.id': 'alice' });
+});
+
+/** Re-encodes every length prefix of spans and scopes with a non-minimal (two-byte) varint. */
+function withLongHeaders(bytes: Uint8Array): Uint8Array {
+  const T = otlpType('ExportTraceServiceRequest');
+  const req = T.decode(bytes) as unknown as { resourceSpans: { resource?: unknown; scopeSpans: { scope?: unknown; spans: unknown[] }[] }[] };
+  const Span = otlpType('Span');
+  const long = (field: number, body: Uint8Array): Buffer => {
+    if (body.length >= 0x80) throw new Error('test spans must be short');
+    return Buffer.concat([Buffer.from([(field << 3) | 2, body.length | 0x80, 0x00]), body]);
+  };
+  const rsParts: Buffer[] = [];
+  for (const rs of req.resourceSpans) {
+    const scopes = rs.scopeSpans.map((ss) => {
+      const spans = ss.spans.map((sp) => long(2, Span.encode(sp as never).finish()));
+      const inner = Buffer.concat(spans);
+      return Buffer.concat([Buffer.from([0x12]), varint(inner.length), inner]);
+    });
+    const inner = Buffer.concat(scopes);
+    rsParts.push(Buffer.concat([Buffer.from([0x0a]), varint(inner.length), inner]));
+  }
+  return Buffer.concat(rsParts);
+}
+
+test('non-minimal length prefixes on unedited spans keep encode, encodeRange and drop consistent', () => {
+  const small = buildRequest([{ scopes: [{ spans: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] }] }]);
+  const bytes = withLongHeaders(small);
+  assert.deepEqual(decodeSpans(bytes).map((s) => s.name), ['a', 'b', 'c']);
+  const b = new TraceBatch(bytes);
+  b.setSpanString(0, encodeKey('k'), 'v');
+  assert.deepEqual(decodeSpans(b.encode()).map((s) => [s.name, s.attributes]), [['a', { k: 'v' }], ['b', {}], ['c', {}]]);
+  const d = new TraceBatch(bytes);
+  d.dropSpan(1);
+  assert.deepEqual(decodeSpans(d.encode()).map((s) => s.name), ['a', 'c']);
+  assert.deepEqual(decodeSpans(new TraceBatch(bytes).encodeRange(0, 2)).map((s) => s.name), ['a', 'b']);
+});
+
+test('encodeRange leaves out unknown top-level fields and stays consistent', () => {
+  const bytes = Buffer.concat([Buffer.from(twoResources()), Buffer.from([0x48, 0x01])]);
+  const b = new TraceBatch(bytes);
+  assert.deepEqual(decodeSpans(b.encodeRange(1, 4)).map((s) => s.name), ['b', 'c', 'd']);
+  b.dropSpan(0);
+  assert.deepEqual(decodeSpans(b.encode()).map((s) => s.name), ['b', 'c', 'd']);
+});
+
+test('a request of empty spans cannot make the index grow past a bound of its size', () => {
+  // 2 MiB of zero-length spans in one scope: each would cost 32 bytes of index.
+  const spans = Buffer.alloc(2 * 1024 * 1024);
+  for (let i = 0; i < spans.length; i += 2) spans[i] = 0x12;
+  const scope = Buffer.concat([Buffer.from([0x12]), varint(spans.length), spans]);
+  const bytes = Buffer.concat([Buffer.from([0x0a]), varint(scope.length), scope]);
+  assert.throws(() => new TraceBatch(bytes).index(), /too many resources, scopes or spans for its size/);
+});
+
+test('setting the same attribute twice leaves one value, the last', () => {
+  const b = new TraceBatch(twoResources());
+  const key = encodeKey('enduser.id');
+  b.setSpanString(0, key, 'alice');
+  b.setSpanString(0, key, 'mallory');
+  b.setSpanString(1, key, 'bob');
+  b.setResourceAttribute(0, encodeKey('r'), encodeString('1'));
+  b.setResourceAttribute(0, encodeKey('r'), encodeString('2'));
+  const spans = decodeSpans(b.encode());
+  assert.equal(spans[0]!.attributes['enduser.id'], 'mallory');
+  assert.equal(spans[1]!.attributes['enduser.id'], 'bob');
+  assert.equal(spans[0]!.resource['r'], '2');
+  const T = otlpType('ExportTraceServiceRequest');
+  const raw = T.toObject(T.decode(b.encode())) as { resourceSpans: { scopeSpans: { spans: { attributes: { key: string }[] }[] }[] }[] };
+  assert.equal(raw.resourceSpans[0]!.scopeSpans[0]!.spans[0]!.attributes.filter((a) => a.key === 'enduser.id').length, 1);
+});

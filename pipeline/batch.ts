@@ -28,6 +28,8 @@ const E_DEL_SPAN = 0;
 const E_INS_SPAN = 1;
 const E_DEL_RES = 2;
 const E_INS_RES = 3;
+/** An insertion superseded by a later set of the same key on the same target. */
+const E_CANCELLED = 4;
 
 /** The index: parallel typed arrays, one entry per resource, scope and span, in byte order. */
 class BatchIndex {
@@ -60,10 +62,17 @@ class BatchIndex {
   spName: Int32Array;
   spNameEnd: Int32Array;
 
-  constructor(spanHint: number) {
+  /**
+   * Index memory may not exceed a multiple of the request's size: a request of empty messages (two bytes
+   * each) would otherwise cost 16 bytes of index per byte received.
+   */
+  private readonly budget: number;
+
+  constructor(spanHint: number, requestBytes: number) {
     const r = 4;
     const s = 8;
     const p = Math.max(16, spanHint);
+    this.budget = 4 * requestBytes + 1_048_576;
     this.rsTag = new Int32Array(r);
     this.rsStart = new Int32Array(r);
     this.rsEnd = new Int32Array(r);
@@ -88,8 +97,16 @@ class BatchIndex {
     this.spNameEnd = new Int32Array(p);
   }
 
+  /** Bytes the index would hold with these capacities; throws when over the budget. */
+  private checkBudget(resources: number, scopes: number, spans: number): void {
+    if ((resources * 8 + scopes * 6 + spans * 8) * 4 > this.budget) {
+      throw invalidArgument('the request holds too many resources, scopes or spans for its size');
+    }
+  }
+
   growResources(): void {
     const n = this.rsTag.length * 2;
+    this.checkBudget(n, this.ssTag.length, this.spTag.length);
     this.rsTag = grow(this.rsTag, n);
     this.rsStart = grow(this.rsStart, n);
     this.rsEnd = grow(this.rsEnd, n);
@@ -102,6 +119,7 @@ class BatchIndex {
 
   growScopes(): void {
     const n = this.ssTag.length * 2;
+    this.checkBudget(this.rsTag.length, n, this.spTag.length);
     this.ssTag = grow(this.ssTag, n);
     this.ssStart = grow(this.ssStart, n);
     this.ssEnd = grow(this.ssEnd, n);
@@ -112,6 +130,7 @@ class BatchIndex {
 
   growSpans(): void {
     const n = this.spTag.length * 2;
+    this.checkBudget(this.rsTag.length, this.ssTag.length, n);
     this.spTag = grow(this.spTag, n);
     this.spStart = grow(this.spStart, n);
     this.spEnd = grow(this.spEnd, n);
@@ -140,7 +159,7 @@ class Scanner {
 
   scan(buf: Uint8Array): BatchIndex {
     // A span is rarely under 60 bytes on the wire; start near the right size to avoid regrowth.
-    const ix = new BatchIndex((buf.length / 60) | 0);
+    const ix = new BatchIndex((buf.length / 60) | 0, buf.length);
     this.ix = ix;
     const r = this.r;
     r.reset(buf, 0);
@@ -670,8 +689,8 @@ export class TraceBatch {
     return false;
   }
 
-  /** Whether the KeyValue in [start,end) has `key`; on a match fills the value part of `found`. */
-  private keyValueMatches(start: number, end: number, key: Uint8Array): boolean {
+  /** Whether the KeyValue in [start,end) has `key` (any key when null); on a match fills the value part of `found`. */
+  private keyValueMatches(start: number, end: number, key: Uint8Array | null): boolean {
     const r = this.kvReader;
     r.reset(this.bytes, start);
     let matched = false;
@@ -681,7 +700,7 @@ export class TraceBatch {
       const tag = r.uint32(end);
       if (tag === 0x0a) {
         const stop = r.lengthDelimitedEnd(end);
-        if (!bytesEqual(this.bytes, r.pos, stop, key)) return false;
+        if (key !== null && !bytesEqual(this.bytes, r.pos, stop, key)) return false;
         matched = true;
         r.pos = stop;
       } else if (tag === 0x12) {
@@ -692,7 +711,7 @@ export class TraceBatch {
         r.skip(tag & 7, end);
       }
     }
-    if (!matched && key.length !== 0) return false;
+    if (!matched && key !== null && key.length !== 0) return false;
     const f = this.found;
     f.kind = 0;
     f.valueStart = -1;
@@ -808,6 +827,65 @@ export class TraceBatch {
     return n;
   }
 
+  /**
+   * One pass over a span's attributes: removes every attribute whose key is in `keys` and records in
+   * `firstAt[k]` where the first attribute with `keys[k]` began (-1 when absent), so the caller can read
+   * the evidence it just stripped with `readAttributeAt`. Returns how many were removed.
+   */
+  stripSpanAttributes(span: number, keys: readonly Uint8Array[], firstAt: Int32Array): number {
+    firstAt.fill(-1, 0, keys.length);
+    const x = this.x;
+    const end = x.spEnd[span]!;
+    const r = this.reader;
+    r.reset(this.bytes, x.spStart[span]!);
+    let n = 0;
+    while (r.pos < end) {
+      const tagPos = r.pos;
+      const tag = r.uint32(end);
+      if (tag === 0x4a) {
+        const stop = r.lengthDelimitedEnd(end);
+        if (this.readKey(r.pos, stop)) {
+          for (let k = 0; k < keys.length; k++) {
+            if (bytesEqual(this.bytes, this.keyStart, this.keyEnd, keys[k]!)) {
+              if (firstAt[k] === -1) firstAt[k] = tagPos;
+              this.pushEdit(E_DEL_SPAN, span, tagPos, stop);
+              n++;
+              break;
+            }
+          }
+        }
+        r.pos = stop;
+      } else {
+        r.skip(tag & 7, end);
+      }
+    }
+    return n;
+  }
+
+  /** Reads the KeyValue field starting at `fieldStart` (as recorded by stripSpanAttributes) into `found`. */
+  readAttributeAt(fieldStart: number): boolean {
+    const r = this.reader;
+    r.reset(this.bytes, fieldStart);
+    const end = this.bytes.length;
+    r.uint32(end);
+    const stop = r.lengthDelimitedEnd(end);
+    const start = r.pos;
+    this.found.fieldStart = fieldStart;
+    this.found.fieldEnd = stop;
+    return this.keyValueMatches(start, stop, null);
+  }
+
+  /**
+   * Appends pre-encoded span attributes: a run of complete KeyValue fields (tag 9), as made by
+   * `encodeSpanAttributes`. One edit however many attributes: what a processor that writes the same
+   * attributes on many spans precomputes once.
+   */
+  appendSpanAttributesEncoded(span: number, fields: Uint8Array): void {
+    const start = this.reserveArena(fields.length);
+    this.arena!.set(fields, start);
+    this.pushEdit(E_INS_SPAN, span, start, start + fields.length);
+  }
+
   /** Adds an attribute the caller knows is absent (it just removed the key): no search. */
   appendSpanAttribute(span: number, key: Uint8Array, value: EncodedValue): void {
     this.appendKeyValue(E_INS_SPAN, span, 9, key, value);
@@ -828,14 +906,70 @@ export class TraceBatch {
   }
 
   /** Sets (replaces) a span attribute. `value` is an encoded AnyValue from `AttributeValueEncoder`. */
+  /**
+   * Sets (replaces) a span attribute. `value` is an encoded AnyValue from `AttributeValueEncoder`. Reads
+   * see the bytes as received, but a later set of the same key replaces an earlier set: the span never
+   * carries the key twice.
+   */
   setSpanAttribute(span: number, key: Uint8Array, value: EncodedValue): void {
     this.removeSpanAttribute(span, key);
+    this.cancelSetsOf(E_INS_SPAN, span, key);
     this.appendKeyValue(E_INS_SPAN, span, 9, key, value);
+    this.linkSet(span, this.edits - 1, false);
   }
 
   setResourceAttribute(resource: number, key: Uint8Array, value: EncodedValue): void {
     this.removeResourceAttribute(resource, key);
+    this.cancelSetsOf(E_INS_RES, resource, key);
     this.appendKeyValue(E_INS_RES, resource, 1, key, value);
+    this.linkSet(resource, this.edits - 1, true);
+  }
+
+  // Per target, the insertions made by set*Attribute, linked newest first, so a repeated set can cancel
+  // the earlier one without scanning every edit of the batch.
+  private setHeadSpan: Int32Array | null = null;
+  private setHeadRes: Int32Array | null = null;
+  private setNext: Int32Array | null = null;
+
+  private linkSet(target: number, edit: number, resource: boolean): void {
+    let heads = resource ? this.setHeadRes : this.setHeadSpan;
+    if (heads === null) {
+      heads = new Int32Array(resource ? this.x.resources : this.x.spans).fill(-1);
+      if (resource) this.setHeadRes = heads;
+      else this.setHeadSpan = heads;
+    }
+    if (this.setNext === null || this.setNext.length < this.eKind!.length) {
+      const next = new Int32Array(this.eKind!.length);
+      if (this.setNext !== null) next.set(this.setNext);
+      this.setNext = next;
+    }
+    this.setNext[edit] = heads[target]!;
+    heads[target] = edit;
+  }
+
+  private cancelSetsOf(kind: number, target: number, key: Uint8Array): void {
+    const heads = kind === E_INS_RES ? this.setHeadRes : this.setHeadSpan;
+    if (heads === null) return;
+    for (let i = heads[target]!; i >= 0; i = this.setNext![i]!) {
+      if (this.eKind![i] === kind && this.insertedKeyEquals(this.eA![i]!, this.eB![i]!, key)) this.eKind![i] = E_CANCELLED;
+    }
+  }
+
+  /** Whether the single KeyValue field at arena[start, end) has this key. */
+  private insertedKeyEquals(start: number, end: number, key: Uint8Array): boolean {
+    const r = this.kvReader;
+    r.reset(this.arena!, start);
+    r.uint32(end);
+    const kvEnd = r.lengthDelimitedEnd(end);
+    while (r.pos < kvEnd) {
+      const tag = r.uint32(kvEnd);
+      if (tag === 0x0a) {
+        const stop = r.lengthDelimitedEnd(kvEnd);
+        return bytesEqual(this.arena!, r.pos, stop, key);
+      }
+      r.skip(tag & 7, kvEnd);
+    }
+    return false;
   }
 
   setSpanString(span: number, key: Uint8Array, value: string): void {
@@ -955,6 +1089,7 @@ class Encoder {
   private readonly eNext: Int32Array;
   private readonly spanLen: Int32Array; // new content length; -1 = dropped
   private readonly scopeLen: Int32Array; // -1 = dropped
+  private readonly scopeChanged: Uint8Array; // 1 = rewritten (a span in it dropped or edited)
   private readonly resLen: Int32Array; // ResourceSpans new content length; -1 = dropped
   private readonly resMsgLen: Int32Array; // Resource message new content length; -1 = unchanged/absent
 
@@ -971,6 +1106,7 @@ class Encoder {
     this.eNext = new Int32Array(this.e.count);
     this.spanLen = new Int32Array(x.spans);
     this.scopeLen = new Int32Array(x.scopes);
+    this.scopeChanged = new Uint8Array(x.scopes);
     this.resLen = new Int32Array(x.resources);
     this.resMsgLen = new Int32Array(x.resources).fill(-1);
   }
@@ -982,6 +1118,7 @@ class Encoder {
     for (let i = e.count - 1; i >= 0; i--) {
       const k = e.kind![i]!;
       const t = e.target![i]!;
+      if (k === E_CANCELLED) continue;
       if (k === E_DEL_SPAN || k === E_INS_SPAN) {
         this.eNext[i] = this.spanFirst[t]!;
         this.spanFirst[t] = i;
@@ -1001,8 +1138,12 @@ class Encoder {
       }
       this.spanLen[p] = x.spEnd[p]! - x.spStart[p]! + this.delta(this.spanFirst[p]!);
     }
-    let total = this.src.length;
+    // Unchanged spans and scopes are copied with their original headers (which a sender may have written
+    // with non-minimal varints); rewritten ones get fresh minimal headers. Sizes follow the same rule.
+    // A range holds only its resources: top-level bytes between them (unknown fields) are not copied.
+    let total = isRange ? 0 : this.src.length;
     for (let r = 0; r < x.resources; r++) {
+      if (isRange) total += x.rsEnd[r]! - x.rsTag[r]!;
       const resOld = x.rsEnd[r]! - x.rsStart[r]!;
       let rsLen = resOld;
       let keptScopes = 0;
@@ -1014,21 +1155,28 @@ class Encoder {
         let kept = 0;
         const fp = x.ssFirstSpan[s]!;
         const np = x.ssSpanCount[s]!;
+        let changed = false;
         for (let p = fp; p < fp + np; p++) {
           const old = x.spEnd[p]! - x.spTag[p]!;
           const nl = this.spanLen[p]!;
-          if (nl < 0) len -= old;
-          else {
+          if (nl < 0) {
+            len -= old;
+            changed = true;
+          } else {
             kept++;
-            len += lenFieldSize(nl) - old;
+            if (this.spanFirst[p]! >= 0) {
+              len += lenFieldSize(nl) - old;
+              changed = true;
+            }
           }
         }
         const keep = kept > 0 || (np === 0 && !isRange);
         this.scopeLen[s] = keep ? len : -1;
+        this.scopeChanged[s] = changed ? 1 : 0;
         const oldEnc = x.ssEnd[s]! - x.ssTag[s]!;
         if (keep) {
           keptScopes++;
-          rsLen += lenFieldSize(len) - oldEnc;
+          if (changed) rsLen += lenFieldSize(len) - oldEnc;
         } else rsLen -= oldEnc;
       }
       const fr = this.resFirst[r]!;
@@ -1168,11 +1316,7 @@ class Encoder {
     const x = this.x;
     const fp = x.ssFirstSpan[s]!;
     const np = x.ssSpanCount[s]!;
-    let unchanged = true;
-    for (let p = fp; p < fp + np && unchanged; p++) {
-      if (this.spanLen[p]! !== x.spEnd[p]! - x.spStart[p]! || this.spanFirst[p]! >= 0) unchanged = false;
-    }
-    if (unchanged) return this.copy(x.ssTag[s]!, x.ssEnd[s]!, pos);
+    if (this.scopeChanged[s] === 0) return this.copy(x.ssTag[s]!, x.ssEnd[s]!, pos);
     pos = writeLenHeader(this.out, pos, 2, this.scopeLen[s]!);
     let cur = x.ssStart[s]!;
     for (let p = fp; p < fp + np; p++) {
@@ -1251,6 +1395,24 @@ export function encodeStringArray(values: readonly string[]): EncodedValue {
     p += it.length;
   }
   return out;
+}
+
+/** Encodes attributes as a run of span attribute fields (KeyValue, field 9) for appendSpanAttributesEncoded. */
+export function encodeSpanAttributes(attrs: readonly (readonly [string, EncodedValue])[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const [key, value] of attrs) {
+    const k = utf8.encode(key);
+    const kvLen = lenFieldSize(k.length) + lenFieldSize(value.length);
+    const out = new Uint8Array(lenFieldSize(kvLen));
+    let p = writeLenHeader(out, 0, 9, kvLen);
+    p = writeLenHeader(out, p, 1, k.length);
+    out.set(k, p);
+    p += k.length;
+    p = writeLenHeader(out, p, 2, value.length);
+    out.set(value, p);
+    parts.push(out);
+  }
+  return Buffer.concat(parts);
 }
 
 // Re-exported for processors that write their own varints.
