@@ -182,3 +182,23 @@ test('durations use Go syntax', () => {
   assert.equal(parseDuration('5'), null);
   assert.equal(parseDuration('5 s'), null);
 });
+
+test('a whole ${env:...} value keeps its exact text for string fields and its type for others', () => {
+  const text = `receivers:
+  otlp:
+    endpoint: \${env:TOKEN}
+    limit: \${env:LIMIT}
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: { receivers: [otlp], exporters: [debug] }
+`;
+  // A numeric-looking secret must not become 8.675309867530986e+27, nor a hex string a number.
+  for (const token of ['8675309867530986753098675309', '0x1f2e3d4c5b6a', 'true', '007']) {
+    const { config, problems } = load(text, { TOKEN: token, LIMIT: '16' });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(config!.receivers.get('otlp')!.config, { endpoint: token, limit: 16 });
+  }
+  assert.deepEqual(errors(text, { TOKEN: 'x', LIMIT: 'many' }), ['main.yaml:4:5: receivers.otlp.limit: expected an integer, got string "many"']);
+});

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, parse as parseYaml, visit, type Document, type Node } from 'yaml';
 import type { AnyFactory, ComponentKind, Registry } from './component.js';
-import { expandEnv } from './env.js';
+import { EnvValue, expandEnv } from './env.js';
 import { endpointSchema, ParseContext, s, type Infer, type Path } from './schema.js';
 
 export interface ConfigSource {
@@ -183,7 +183,7 @@ function expandDocument(doc: Document, env: Readonly<Record<string, string | und
       if (ex.whole && node.type === 'PLAIN') {
         // A value that was only a reference reads as the YAML scalar it expands to (number, bool, ...).
         const typed = ex.value === '' ? '' : (parseYaml(ex.value) as unknown);
-        node.value = typed !== null && typeof typed !== 'object' ? typed : ex.value;
+        node.value = typeof typed === 'number' || typeof typed === 'boolean' ? new EnvValue(typed, ex.value) : ex.value;
       } else {
         node.value = ex.value;
       }
@@ -202,7 +202,7 @@ function mergeMaps(a: Record<string, unknown>, b: Record<string, unknown>): Reco
 }
 
 function isPlainMap(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof EnvValue);
 }
 
 /** The file and line of a path: the last file that has it, or the nearest ancestor that exists. */

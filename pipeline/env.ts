@@ -5,6 +5,18 @@
  * and is reported as a warning.
  */
 
+/**
+ * A value that was one whole `${env:...}` reference and reads as a non-string YAML scalar: kept in both
+ * forms so a string field gets the text exactly as set (a numeric-looking token stays intact) and a
+ * number or boolean field gets the typed value, as the Collector does.
+ */
+export class EnvValue {
+  constructor(
+    readonly typed: number | boolean | null,
+    readonly text: string,
+  ) {}
+}
+
 const REF = /\$\$|\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}/g;
 
 export interface Expansion {

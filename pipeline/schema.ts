@@ -4,6 +4,8 @@
  * part of the schema, so a component's default config is `schema.parse({})`.
  */
 
+import { EnvValue } from './env.js';
+
 export type Path = (string | number)[];
 
 export interface Issue {
@@ -25,7 +27,15 @@ export class ParseContext {
 
 export abstract class Schema<T> {
   /** Returns the parsed value, or undefined after recording at least one issue. */
-  abstract parse(value: unknown, path: Path, ctx: ParseContext): T | undefined;
+  parse(value: unknown, path: Path, ctx: ParseContext): T | undefined {
+    if (value instanceof EnvValue) value = this.wantsText() ? value.text : value.typed;
+    return this.parseValue(value, path, ctx);
+  }
+  protected abstract parseValue(value: unknown, path: Path, ctx: ParseContext): T | undefined;
+  /** Whether an env-expanded value should reach this schema as the text it was set to. */
+  wantsText(): boolean {
+    return false;
+  }
   abstract describe(): string;
 
   /** The value used when the key is absent; `undefined` means the key is required unless optional. */
@@ -61,11 +71,14 @@ class DefaultSchema<T> extends Schema<T> {
   ) {
     super();
   }
-  parse(v: unknown, path: Path, ctx: ParseContext): T | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): T | undefined {
     return v === undefined || v === null ? this.value : this.inner.parse(v, path, ctx);
   }
   override defaultValue(): T {
     return this.value;
+  }
+  override wantsText(): boolean {
+    return this.inner.wantsText();
   }
   describe(): string {
     return this.inner.describe();
@@ -76,8 +89,11 @@ class OptionalSchema<T> extends Schema<T | undefined> {
   constructor(private readonly inner: Schema<T>) {
     super();
   }
-  parse(v: unknown, path: Path, ctx: ParseContext): T | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): T | undefined {
     return v === undefined || v === null ? undefined : this.inner.parse(v, path, ctx);
+  }
+  override wantsText(): boolean {
+    return this.inner.wantsText();
   }
   describe(): string {
     return this.inner.describe();
@@ -94,7 +110,7 @@ class RefinedSchema<T> extends Schema<T> {
   ) {
     super();
   }
-  parse(v: unknown, path: Path, ctx: ParseContext): T | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): T | undefined {
     const out = this.inner.parse(v, path, ctx);
     if (out === undefined) return undefined;
     const problem = this.check(out);
@@ -107,6 +123,9 @@ class RefinedSchema<T> extends Schema<T> {
   override defaultValue(): T | undefined {
     return this.inner.defaultValue();
   }
+  override wantsText(): boolean {
+    return this.inner.wantsText();
+  }
   describe(): string {
     return this.inner.describe();
   }
@@ -116,7 +135,7 @@ class StringSchema extends Schema<string> {
   constructor(private readonly opts: { nonEmpty?: boolean; pattern?: RegExp; patternHint?: string }) {
     super();
   }
-  parse(v: unknown, path: Path, ctx: ParseContext): string | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): string | undefined {
     if (typeof v === 'number' || typeof v === 'boolean') v = String(v);
     if (typeof v !== 'string') {
       ctx.error(path, `expected a string, got ${typeName(v)}`);
@@ -132,6 +151,9 @@ class StringSchema extends Schema<string> {
     }
     return v;
   }
+  override wantsText(): boolean {
+    return true;
+  }
   describe(): string {
     return 'a string';
   }
@@ -141,7 +163,7 @@ class NumberSchema extends Schema<number> {
   constructor(private readonly opts: { integer?: boolean; min?: number; max?: number }) {
     super();
   }
-  parse(v: unknown, path: Path, ctx: ParseContext): number | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): number | undefined {
     const what = this.opts.integer ? 'an integer' : 'a number';
     if (typeof v !== 'number' || Number.isNaN(v) || (this.opts.integer && !Number.isInteger(v))) {
       ctx.error(path, `expected ${what}, got ${typeName(v)}`);
@@ -163,7 +185,7 @@ class NumberSchema extends Schema<number> {
 }
 
 class BoolSchema extends Schema<boolean> {
-  parse(v: unknown, path: Path, ctx: ParseContext): boolean | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): boolean | undefined {
     if (typeof v !== 'boolean') {
       ctx.error(path, `expected true or false, got ${typeName(v)}`);
       return undefined;
@@ -179,7 +201,7 @@ class EnumSchema<T extends string> extends Schema<T> {
   constructor(private readonly values: readonly T[]) {
     super();
   }
-  parse(v: unknown, path: Path, ctx: ParseContext): T | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): T | undefined {
     if (typeof v !== 'string' || !(this.values as readonly string[]).includes(v)) {
       ctx.error(path, `expected one of ${this.values.join(', ')}, got ${typeName(v)}`);
       return undefined;
@@ -208,7 +230,7 @@ export function parseDuration(text: string): number | null {
 }
 
 class DurationSchema extends Schema<number> {
-  parse(v: unknown, path: Path, ctx: ParseContext): number | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): number | undefined {
     const ms = typeof v === 'string' ? parseDuration(v) : v === 0 ? 0 : null;
     if (ms === null) {
       ctx.error(path, `expected a duration such as 5s, 200ms or 1m30s, got ${typeName(v)}`);
@@ -228,7 +250,7 @@ class ArraySchema<T> extends Schema<T[]> {
   ) {
     super();
   }
-  parse(v: unknown, path: Path, ctx: ParseContext): T[] | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): T[] | undefined {
     if (!Array.isArray(v)) {
       ctx.error(path, `expected a list, got ${typeName(v)}`);
       return undefined;
@@ -255,7 +277,7 @@ class MapSchema<T> extends Schema<Record<string, T>> {
   constructor(private readonly item: Schema<T>) {
     super();
   }
-  parse(v: unknown, path: Path, ctx: ParseContext): Record<string, T> | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): Record<string, T> | undefined {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
       ctx.error(path, `expected a mapping, got ${typeName(v)}`);
       return undefined;
@@ -284,7 +306,7 @@ class ObjectSchema<S extends Shape> extends Schema<ObjectOf<S>> {
   ) {
     super();
   }
-  parse(v: unknown, path: Path, ctx: ParseContext): ObjectOf<S> | undefined {
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): ObjectOf<S> | undefined {
     if (v === null || v === undefined) v = {};
     if (typeof v !== 'object' || Array.isArray(v)) {
       ctx.error(path, `expected a mapping, got ${typeName(v)}`);
@@ -333,9 +355,29 @@ class ObjectSchema<S extends Shape> extends Schema<ObjectOf<S>> {
   }
 }
 
+/** One value or a list of them, always parsed to a list (`claims: { enduser.id: sub }` or `[sub, uid]`). */
+class OneOrManySchema<T> extends Schema<T[]> {
+  constructor(private readonly item: Schema<T>) {
+    super();
+  }
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): T[] | undefined {
+    if (!Array.isArray(v)) {
+      const one = this.item.parse(v, path, ctx);
+      return one === undefined ? undefined : [one];
+    }
+    return new ArraySchema(this.item, { minItems: 1 }).parse(v, path, ctx);
+  }
+  override wantsText(): boolean {
+    return this.item.wantsText();
+  }
+  describe(): string {
+    return `${this.item.describe()} or a list of them`;
+  }
+}
+
 /** Accepts anything; for values a component checks itself. */
 class AnySchema extends Schema<unknown> {
-  parse(v: unknown): unknown {
+  protected parseValue(v: unknown): unknown {
     return v;
   }
   describe(): string {
@@ -352,6 +394,7 @@ export const s = {
   duration: () => new DurationSchema(),
   array: <T>(item: Schema<T>, opts: { minItems?: number } = {}) => new ArraySchema(item, opts),
   map: <T>(item: Schema<T>) => new MapSchema(item),
+  oneOrMany: <T>(item: Schema<T>) => new OneOrManySchema(item),
   /**
    * A mapping with exactly these keys. `ignored` names keys the OpenTelemetry Collector accepts that have
    * no effect here: they are accepted with a warning instead of failing an operator's existing config.
