@@ -3,6 +3,7 @@ import { Registry, type AnyFactory } from '../pipeline/component.js';
 import { factory as otlpReceiver } from '../receivers/otlp/index.js';
 import { factory as batchProcessor } from '../processors/batch/index.js';
 import { factory as memoryLimiter } from '../processors/memory_limiter/index.js';
+import { factory as identityProcessor } from '../processors/identity/index.js';
 import { factory as otlpExporter } from '../exporters/otlp/index.js';
 import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
 import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
@@ -13,6 +14,7 @@ export const FACTORIES: readonly AnyFactory[] = [
   otlpReceiver,
   batchProcessor,
   memoryLimiter,
+  identityProcessor,
   otlpExporter,
   otlphttpExporter,
   lightstepExporter,

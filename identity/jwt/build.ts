@@ -1,0 +1,50 @@
+/** Builds issuers with their key sources from configuration: shared by the identity processor and the oidc extension. */
+import type { JWTVerifyGetKey } from 'jose';
+import { KeySource, type KeySourceEvents } from '../keys/key-source.js';
+import { discoveryLoader, fileLoader, urlLoader } from '../keys/locations.js';
+import { parseJwks, type Issuer, type JwtAlgorithm } from './issuer.js';
+
+export interface IssuerSettings {
+  issuer: string;
+  jwks_uri?: string | undefined;
+  jwks_file?: string | undefined;
+  audiences: readonly string[];
+  algorithms: readonly JwtAlgorithm[];
+  clock_skew: number;
+  required_claims: readonly string[];
+  allow_insecure_http: boolean;
+}
+
+export interface KeyTiming {
+  refresh_interval: number;
+  min_refresh_interval: number;
+  max_refresh_interval: number;
+  unknown_kid_cooldown: number;
+  max_stale: number;
+  fetch_timeout: number;
+  max_response_bytes: number;
+}
+
+export function keySourceTiming(k: KeyTiming) {
+  return {
+    refreshIntervalMs: k.refresh_interval,
+    minRefreshIntervalMs: k.min_refresh_interval,
+    maxRefreshIntervalMs: k.max_refresh_interval,
+    unknownKidCooldownMs: k.unknown_kid_cooldown,
+    maxStaleMs: k.max_stale,
+  };
+}
+
+export function buildIssuer(c: IssuerSettings, k: KeyTiming, events: (issuer: string) => KeySourceEvents): Issuer {
+  const limits = { timeoutMs: k.fetch_timeout, maxBytes: k.max_response_bytes, allowInsecureHttp: c.allow_insecure_http };
+  const load = c.jwks_file !== undefined ? fileLoader(c.jwks_file) : c.jwks_uri !== undefined ? urlLoader(c.jwks_uri, limits) : discoveryLoader(c.issuer, limits);
+  const keys = new KeySource<JWTVerifyGetKey>({ name: c.issuer, load, parse: parseJwks, timing: keySourceTiming(k), events: events(c.issuer) });
+  return {
+    issuer: c.issuer,
+    audiences: c.audiences,
+    algorithms: c.algorithms,
+    clockSkewSec: Math.ceil(c.clock_skew / 1000),
+    requiredClaims: c.required_claims,
+    keys,
+  };
+}

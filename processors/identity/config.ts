@@ -1,0 +1,107 @@
+/**
+ * `identity` processor configuration. Issuers are an allowlist; every key location is explicit.
+ */
+import { ASYMMETRIC_ALGORITHMS } from '../../identity/jwt/issuer.js';
+import { s, type Infer } from '../../pipeline/schema.js';
+
+const issuerSchema = s
+  .object({
+    issuer: s.string({ nonEmpty: true }),
+    jwks_uri: s.string({ nonEmpty: true }).optional(),
+    jwks_file: s.string({ nonEmpty: true }).optional(),
+    audiences: s.array(s.string({ nonEmpty: true })).default([]),
+    algorithms: s.array(s.enum(...ASYMMETRIC_ALGORITHMS), { minItems: 1 }).default([...ASYMMETRIC_ALGORITHMS]),
+    clock_skew: s.duration().default(60_000),
+    required_claims: s.array(s.string({ nonEmpty: true })).default(['exp']),
+    /** Plain-http discovery and JWKS URLs: for loopback tests and labs only. */
+    allow_insecure_http: s.bool().default(false),
+  })
+  .refine((c) => (c.jwks_uri !== undefined && c.jwks_file !== undefined ? 'set jwks_uri or jwks_file, not both' : null))
+  .refine((c) => {
+    if (c.jwks_uri !== undefined || c.jwks_file !== undefined) return null;
+    try {
+      const u = new URL(c.issuer);
+      if (u.protocol !== 'https:' && !(u.protocol === 'http:' && c.allow_insecure_http)) return `issuer ${c.issuer} must be an https URL for OIDC discovery (or set jwks_uri or jwks_file)`;
+    } catch {
+      return `issuer ${c.issuer} is not a URL: set jwks_uri or jwks_file, or use an https issuer URL for OIDC discovery`;
+    }
+    return null;
+  });
+
+export const keysSchema = s.object({
+  refresh_interval: s.duration().default(3_600_000),
+  min_refresh_interval: s.duration().default(60_000),
+  max_refresh_interval: s.duration().default(86_400_000),
+  unknown_kid_cooldown: s.duration().default(30_000),
+  max_stale: s.duration().default(12 * 3_600_000),
+  fetch_timeout: s.duration().default(5_000),
+  max_response_bytes: s.int({ min: 1024 }).default(1_048_576),
+});
+
+const evidenceSchema = s.object({
+  key: s.string({ nonEmpty: true }),
+  /** An auth scheme before the token ("Bearer"), matched case-insensitively; absent for a bare token. */
+  scheme: s.string({ nonEmpty: true }).optional(),
+});
+
+const ruleSchema = s.object({
+  name: s.string({ nonEmpty: true }),
+  match: s.object({
+    service_name: s.array(s.string()).optional(),
+    span_name: s.array(s.string()).optional(),
+    attributes: s.map(s.string()).optional(),
+  }),
+  require: s.object({
+    verified: s.bool().default(true),
+    phishing_resistant: s.bool().default(false),
+    roles_any: s.array(s.string({ nonEmpty: true })).default([]),
+    methods: s.array(s.enum('jwt', 'webauthn')).default([]),
+    issuers: s.array(s.string({ nonEmpty: true })).default([]),
+  }),
+});
+
+const claimPath = s.string({ nonEmpty: true });
+
+export const identitySchema = s
+  .object({
+    jwt_attributes: s.array(evidenceSchema).default([
+      { key: 'http.request.header.authorization', scheme: 'Bearer' },
+      { key: 'http.request.header.x-pomerium-jwt-assertion', scheme: undefined },
+    ]),
+    max_token_bytes: s.int({ min: 256, max: 1_048_576 }).default(16_384),
+    issuers: s.array(issuerSchema).default([]),
+    keys: keysSchema,
+    /** Span attribute ← claim path (or a list of paths, the first present wins). Dotted paths reach nested claims. */
+    claims: s.map(s.oneOrMany(claimPath)).default({ 'enduser.id': ['sub'], 'user.roles': ['roles', 'groups'] }),
+    pseudonymize: s
+      .object({
+        key: s.string({ nonEmpty: true }).optional(),
+        key_file: s.string({ nonEmpty: true }).optional(),
+      })
+      .refine((c) => (c.key !== undefined && c.key_file !== undefined ? 'set key or key_file, not both' : null))
+      .optional(),
+    on_missing: s.enum('pass', 'tag', 'drop').default('pass'),
+    on_invalid: s.enum('drop', 'tag').default('drop'),
+    on_keys_unavailable: s.enum('tag', 'refuse').default('tag'),
+    rules: s.array(ruleSchema).default([]),
+    sender: s.object({ attributes: s.map(claimPath).default({}) }),
+    cache: s.object({
+      max_entries: s.int({ min: 16 }).default(10_000),
+      max_ttl: s.duration().default(600_000),
+      failure_ttl: s.duration().default(30_000),
+    }),
+    audit: s.object({ enabled: s.bool().default(true), max_per_second: s.int({ min: 1 }).default(20) }),
+  })
+  .refine((c) => (c.issuers.length === 0 ? 'at least one issuer is required under issuers' : null))
+  .refine((c) => {
+    const seen = new Set<string>();
+    for (const i of c.issuers) {
+      if (seen.has(i.issuer)) return `issuer ${i.issuer} is listed twice`;
+      seen.add(i.issuer);
+    }
+    return null;
+  });
+
+export type IdentityConfig = Infer<typeof identitySchema>;
+export type KeysConfig = Infer<typeof keysSchema>;
+export type RuleConfig = IdentityConfig['rules'][number];

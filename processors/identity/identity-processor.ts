@@ -1,0 +1,325 @@
+/**
+ * The identity processor: proves who each span acts for. Per batch, in three passes:
+ * 1. per span, one pass over its attributes strips the evidence and every attribute this processor
+ *    writes (so none can be forged upstream), noting where the evidence was; each credential is looked up
+ *    by its bytes in the decision cache;
+ * 2. credentials not in the cache are verified, each once however many spans carry it;
+ * 3. per span, the rules are checked and the decision applied: pre-encoded attributes appended, or the
+ *    span dropped, as configured.
+ * The raw credential is removed from every span whatever the outcome.
+ */
+import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import type { Counter } from 'prom-client';
+import { TraceBatch, encodeKey, VALUE_STRING } from '../../pipeline/batch.js';
+import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
+import { PipelineError } from '../../pipeline/errors.js';
+import type { Issuer } from '../../identity/jwt/issuer.js';
+import { buildIssuer } from '../../identity/jwt/build.js';
+import { JwtVerifier } from '../../identity/jwt/verifier.js';
+import type { FailureReason } from '../../identity/reasons.js';
+import { zeroed } from '../../pipeline/telemetry.js';
+import { AuditLog } from './audit.js';
+import type { IdentityConfig } from './config.js';
+import { CredentialCache } from './credential-cache.js';
+import { DecisionBuilder, encodeClaim, protectedKeys, readClaim, type Decision } from './decision.js';
+import { IdentityMetrics, resultIndex } from './metrics.js';
+import { Policy } from './policy.js';
+
+const SPACE = 0x20;
+
+export class IdentityProcessor implements Processor {
+  private readonly issuers: Issuer[];
+  private readonly verifier: JwtVerifier;
+  private readonly cache: CredentialCache;
+  private builder: DecisionBuilder;
+  private readonly policy: Policy;
+  private readonly metrics: IdentityMetrics;
+  private readonly audit: AuditLog | null;
+  /** Evidence keys first (in priority order), then every protected key: one strip pass removes them all. */
+  private readonly stripKeys: Uint8Array[];
+  private readonly evidenceCount: number;
+  private readonly schemes: (Uint8Array | null)[];
+  private readonly firstAt: Int32Array;
+  private readonly inflight = new Map<string, Promise<Decision>>();
+  private readonly senderKeys: Uint8Array[];
+  private readonly senderClaims: [Uint8Array, string][];
+  private readonly dropped: Map<string, Counter.Internal>;
+  private readonly incoming: Counter.Internal;
+  private readonly outgoing: Counter.Internal;
+  private readonly malformed: Decision;
+  private readonly missingTag: Uint8Array;
+  private readonly policyFailures: Map<string, Decision>;
+
+  constructor(
+    private readonly settings: ComponentSettings,
+    private readonly config: IdentityConfig,
+    private readonly next: TracesConsumer,
+  ) {
+    const { id, telemetry } = settings;
+    this.metrics = new IdentityMetrics(telemetry, id);
+    const m = this.metrics;
+    this.issuers = config.issuers.map((c) =>
+      buildIssuer(c, config.keys, (issuer) => ({
+        fetched: (outcome, count) => {
+          m.keyFetches.labels(issuer, outcome).inc();
+          m.keysLoaded.labels(issuer).set(count);
+          if (outcome !== 'ok') settings.logger.warn('identity keys could not be loaded', { issuer, outcome });
+        },
+      })),
+    );
+    this.verifier = new JwtVerifier(this.issuers, config.max_token_bytes);
+    this.cache = new CredentialCache(config.cache.max_entries);
+    this.builder = new DecisionBuilder({ claims: config.claims, pseudonymKey: null });
+    this.policy = new Policy(config.rules);
+    this.audit = config.audit.enabled ? new AuditLog(settings.logger, config.audit.max_per_second) : null;
+
+    const evidence = config.jwt_attributes.map((e) => e.key);
+    this.evidenceCount = evidence.length;
+    this.schemes = config.jwt_attributes.map((e) => (e.scheme === undefined ? null : encodeKey(e.scheme.toLowerCase())));
+    const guarded = protectedKeys(Object.keys(config.claims)).filter((k) => !evidence.includes(k));
+    this.stripKeys = [...evidence, ...guarded].map(encodeKey);
+    this.firstAt = new Int32Array(this.stripKeys.length);
+    this.senderKeys = Object.keys(config.sender.attributes).map(encodeKey);
+    this.senderClaims = Object.entries(config.sender.attributes).map(([k, claim]) => [encodeKey(k), claim]);
+
+    this.malformed = this.builder.failure('malformed', 'jwt', 'none', null, Number.POSITIVE_INFINITY);
+    this.missingTag = this.builder.failureFields('missing', null);
+    this.policyFailures = new Map();
+    this.dropped = new Map();
+    this.incoming = zeroed(telemetry.processorIncoming.labels(id, 'traces'));
+    this.outgoing = zeroed(telemetry.processorOutgoing.labels(id, 'traces'));
+  }
+
+  async start(): Promise<void> {
+    const p = this.config.pseudonymize;
+    if (p !== undefined) {
+      let key: Buffer;
+      if (p.key_file !== undefined) {
+        try {
+          key = Buffer.from((await readFile(p.key_file, 'utf8')).trim());
+        } catch (err) {
+          throw new Error(`${this.settings.id}: cannot read pseudonymize.key_file ${p.key_file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+        }
+      } else key = Buffer.from(p.key ?? '');
+      if (key.length < 16) throw new Error(`${this.settings.id}: the pseudonymization key must be at least 16 bytes`);
+      this.builder = new DecisionBuilder({ claims: this.config.claims, pseudonymKey: key });
+    }
+    // Key sets load in the background: an unreachable issuer never blocks start-up.
+    for (const i of this.issuers) i.keys.start();
+  }
+
+  isReady(): boolean {
+    return this.issuers.every((i) => i.keys.state() !== 'unavailable');
+  }
+
+  /** Resolves when every issuer's first key load has settled (succeeded or failed): for tests and tools. */
+  async keysSettled(): Promise<void> {
+    await Promise.all(this.issuers.map((i) => i.keys.whenSettled()));
+  }
+
+  async shutdown(): Promise<void> {
+    for (const i of this.issuers) i.keys.stop();
+  }
+
+  async consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
+    const n = batch.spanCount;
+    this.incoming.inc(n);
+    const now = Date.now();
+    const buf = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
+    const decisions: (Decision | null)[] = new Array(n).fill(null);
+    let pendingTokens: (string | null)[] | null = null;
+    let distinct: Set<string> | null = null;
+    let hits = 0;
+
+    for (let p = 0; p < n; p++) {
+      batch.stripSpanAttributes(p, this.stripKeys, this.firstAt);
+      let e = 0;
+      while (e < this.evidenceCount && this.firstAt[e] === -1) e++;
+      if (e === this.evidenceCount) continue;
+      if (!batch.readAttributeAt(this.firstAt[e]!) || !batch.foundFirstArrayString() || batch.found.kind !== VALUE_STRING) {
+        decisions[p] = this.malformed;
+        continue;
+      }
+      let start = batch.found.valueStart;
+      let end = batch.found.valueEnd;
+      const scheme = this.schemes[e]!;
+      if (scheme !== null) {
+        start = afterScheme(buf, start, end, scheme);
+        if (start < 0) {
+          decisions[p] = this.malformed;
+          continue;
+        }
+      }
+      while (end > start && buf[end - 1] === SPACE) end--;
+      if (end === start) {
+        decisions[p] = this.malformed;
+        continue;
+      }
+      const recent = this.cache.recent(buf, start, end, now);
+      if (recent !== null) {
+        decisions[p] = recent;
+        hits++;
+        continue;
+      }
+      const token = buf.toString('latin1', start, end);
+      const cached = this.cache.get(token, now);
+      if (cached !== null) {
+        this.cache.remember(Buffer.from(token, 'latin1'), cached);
+        decisions[p] = cached;
+        hits++;
+        continue;
+      }
+      if (pendingTokens === null) {
+        pendingTokens = new Array(n).fill(null);
+        distinct = new Set();
+      }
+      pendingTokens[p] = token;
+      distinct!.add(token);
+    }
+    this.metrics.cacheHits.inc(hits);
+
+    if (distinct !== null) {
+      this.metrics.cacheMisses.inc(distinct.size);
+      const tokens = [...distinct];
+      const results = await Promise.all(tokens.map((t) => this.decide(t)));
+      const byToken = new Map<string, Decision>();
+      for (let i = 0; i < tokens.length; i++) byToken.set(tokens[i]!, results[i]!);
+      for (let p = 0; p < n; p++) {
+        const t = pendingTokens![p];
+        if (t !== null && t !== undefined) decisions[p] = byToken.get(t)!;
+      }
+      if (this.config.on_keys_unavailable === 'refuse') {
+        const down = results.find((d) => d.reason === 'keys_unavailable');
+        // Nothing is accepted: the sender keeps the spans and retries once the keys can be loaded.
+        if (down) throw new PipelineError('UNAVAILABLE', `identity keys are unavailable for issuer ${down.issuer}`, this.config.keys.unknown_kid_cooldown);
+      }
+    }
+
+    this.apply(batch, decisions);
+    this.setSenderAttributes(batch, ctx);
+    this.metrics.flush();
+    const live = batch.liveSpanCount;
+    if (live === 0) return;
+    await this.next.consume(batch, ctx);
+    this.outgoing.inc(live);
+  }
+
+  private apply(batch: TraceBatch, decisions: (Decision | null)[]): void {
+    const cfg = this.config;
+    const tally = this.metrics.tally;
+    const serviceNames = this.policy.usesServiceName ? this.policy.serviceNames(batch) : null;
+    for (let p = 0; p < decisions.length; p++) {
+      let d = decisions[p]!;
+      if (!this.policy.empty) {
+        const service = serviceNames === null ? null : serviceNames[batch.spanResource(p)]!;
+        if (this.policy.violated(batch, p, d, service) !== null) d = this.policyFailure(d);
+      }
+      if (d === null) {
+        tally[resultIndex('missing')]!++;
+        if (cfg.on_missing === 'tag') batch.appendSpanAttributesEncoded(p, this.missingTag);
+        else if (cfg.on_missing === 'drop') this.drop(batch, p, 'missing');
+      } else if (d.ok) {
+        tally[0]!++;
+        batch.appendSpanAttributesEncoded(p, d.fields);
+      } else {
+        tally[resultIndex(d.reason!)]!++;
+        if (cfg.on_invalid === 'drop') this.drop(batch, p, d.reason!);
+        else batch.appendSpanAttributesEncoded(p, d.fields);
+      }
+    }
+  }
+
+  private drop(batch: TraceBatch, span: number, reason: FailureReason): void {
+    batch.dropSpan(span);
+    let c = this.dropped.get(reason);
+    if (c === undefined) {
+      c = this.settings.telemetry.droppedSpans.labels(this.settings.id, `identity_${reason}`);
+      this.dropped.set(reason, c);
+    }
+    c.inc();
+  }
+
+  private policyFailure(d: Decision | null): Decision {
+    const method = d?.method ?? null;
+    const key = method ?? '';
+    let f = this.policyFailures.get(key);
+    if (f === undefined) {
+      f = this.builder.failure('policy', method, 'none', null, Number.POSITIVE_INFINITY);
+      this.policyFailures.set(key, f);
+    }
+    return f;
+  }
+
+  /** Verifies one credential (sharing a verification already under way) and caches the decision. */
+  private decide(token: string): Promise<Decision> {
+    let p = this.inflight.get(token);
+    if (p === undefined) {
+      p = this.verify(token).finally(() => this.inflight.delete(token));
+      this.inflight.set(token, p);
+    }
+    return p;
+  }
+
+  private async verify(token: string): Promise<Decision> {
+    const t0 = performance.now();
+    const r = await this.verifier.verify(token, Date.now());
+    const now = Date.now();
+    const cfg = this.config.cache;
+    let d: Decision;
+    if (r.ok) {
+      d = this.builder.jwtSuccess(token, r.issuer.issuer, r.claims, Math.min(r.expiresAtMs, now + cfg.max_ttl));
+    } else {
+      d = this.builder.failure(r.reason, 'jwt', r.issuer?.issuer ?? 'none', token, now + failureTtl(r.reason, cfg.failure_ttl));
+    }
+    this.metrics.verification(d.issuer, d.ok ? 'verified' : d.reason!, (performance.now() - t0) / 1000, 'jwt');
+    if (d.validUntilMs > now) this.cache.set(token, Buffer.from(token, 'latin1'), d);
+    this.audit?.decision(d);
+    return d;
+  }
+
+  /** The sender's identity (from the receiver's authenticator) on every resource; never from the data. */
+  private setSenderAttributes(batch: TraceBatch, ctx: RequestContext): void {
+    if (this.senderKeys.length === 0) return;
+    const auth = ctx.auth;
+    for (let r = 0; r < batch.resourceCount; r++) {
+      for (const k of this.senderKeys) batch.removeResourceAttribute(r, k);
+      if (auth === null) continue;
+      for (const [key, claim] of this.senderClaims) {
+        const v = claim === 'sub' ? auth.subject : claim === 'iss' ? auth.issuer : readClaim(auth.claims, claim);
+        const enc = encodeClaim(v);
+        if (enc !== null) batch.setResourceAttribute(r, key, enc);
+      }
+    }
+  }
+}
+
+/**
+ * Failures that can change on their own are not cached (keys come back, a rotated key gets published);
+ * the others are cached briefly so a flood of one bad token costs one check.
+ */
+function failureTtl(reason: FailureReason, ttl: number): number {
+  switch (reason) {
+    case 'keys_unavailable':
+    case 'unknown_key':
+      return 0;
+    case 'not_yet_valid':
+      return Math.min(ttl, 1000);
+    default:
+      return ttl;
+  }
+}
+
+/** Start of the token after a case-insensitive auth scheme and its spaces, or -1 when the scheme is absent. */
+function afterScheme(buf: Buffer, start: number, end: number, schemeLower: Uint8Array): number {
+  const n = schemeLower.length;
+  if (end - start <= n) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = buf[start + i]!;
+    if ((c >= 0x41 && c <= 0x5a ? c + 0x20 : c) !== schemeLower[i]) return -1;
+  }
+  let p = start + n;
+  if (buf[p] !== SPACE) return -1;
+  while (p < end && buf[p] === SPACE) p++;
+  return p;
+}
