@@ -98,16 +98,13 @@ export class KeySource<T> {
   }
 
   /**
-   * A token named a key we do not have. Refreshes now unless a load happened within the cooldown;
-   * resolves with the keys to retry with, or null when nothing new may be fetched yet.
+   * A token named a key we do not have. Refreshes now unless a load happened within the cooldown, then
+   * resolves with the keys to retry with: the same object as before when nothing new was loaded, null
+   * when no keys may be used at all.
    */
   async refreshForUnknownKid(): Promise<T | null> {
-    if (this.inflight) {
-      await this.inflight;
-      return this.current();
-    }
-    if (this.now() - this.lastAttempt < this.opts.timing.unknownKidCooldownMs) return null;
-    await this.refresh();
+    if (this.inflight) await this.inflight;
+    else if (this.now() - this.lastAttempt >= this.opts.timing.unknownKidCooldownMs) await this.refresh();
     return this.current();
   }
 

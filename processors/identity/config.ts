@@ -62,6 +62,35 @@ const ruleSchema = s.object({
 
 const claimPath = s.string({ nonEmpty: true });
 
+const originSchema = s.string({ pattern: /^https?:\/\/[^/\s]+$/, patternHint: 'an origin such as https://app.example.com (scheme, host, optional port; no path)' });
+
+export const webauthnSchema = s
+  .object({
+    /** The span attribute holding an AuthenticationResponseJSON. */
+    attribute: s.string({ nonEmpty: true }).default('webauthn.assertion'),
+    rp_id: s.string({ nonEmpty: true, pattern: /^[a-z0-9.-]+$/i, patternHint: 'a domain such as example.com' }),
+    origins: s.array(originSchema, { minItems: 1 }),
+    allow_cross_origin: s.bool().default(false),
+    top_origins: s.array(originSchema).optional(),
+    user_verification: s.enum('required', 'preferred').default('preferred'),
+    /** span: the challenge must be base64url(SHA-256(traceId ‖ spanId)) of the carrying span. */
+    challenge: s.enum('span', 'none').default('span'),
+    /** A non-zero signature counter at or below the highest seen: flag the span, or fail it. */
+    on_counter_regression: s.enum('tag', 'fail').default('tag'),
+    algorithms: s.array(s.enum('ES256', 'RS256', 'EdDSA'), { minItems: 1 }).default(['ES256', 'RS256', 'EdDSA']),
+    credentials_jwks_uri: s.string({ nonEmpty: true }).optional(),
+    credentials_jwks_file: s.string({ nonEmpty: true }).optional(),
+    allow_insecure_http: s.bool().default(false),
+    max_credentials: s.int({ min: 1 }).default(100_000),
+    replay_window: s.duration().default(600_000),
+    max_replay_entries: s.int({ min: 1 }).default(100_000),
+  })
+  .refine((c) => {
+    const n = (c.credentials_jwks_uri !== undefined ? 1 : 0) + (c.credentials_jwks_file !== undefined ? 1 : 0);
+    return n === 1 ? null : 'set exactly one of credentials_jwks_uri or credentials_jwks_file';
+  })
+  .refine((c) => (c.top_origins !== undefined && !c.allow_cross_origin ? 'top_origins needs allow_cross_origin: true' : null));
+
 export const identitySchema = s
   .object({
     jwt_attributes: s.array(evidenceSchema).default([
@@ -70,6 +99,7 @@ export const identitySchema = s
     ]),
     max_token_bytes: s.int({ min: 256, max: 1_048_576 }).default(16_384),
     issuers: s.array(issuerSchema).default([]),
+    webauthn: webauthnSchema.optional(),
     keys: keysSchema,
     /** Span attribute ← claim path (or a list of paths, the first present wins). Dotted paths reach nested claims. */
     claims: s.map(s.oneOrMany(claimPath)).default({ 'enduser.id': ['sub'], 'user.roles': ['roles', 'groups'] }),
@@ -92,7 +122,7 @@ export const identitySchema = s
     }),
     audit: s.object({ enabled: s.bool().default(true), max_per_second: s.int({ min: 1 }).default(20) }),
   })
-  .refine((c) => (c.issuers.length === 0 ? 'at least one issuer is required under issuers' : null))
+  .refine((c) => (c.issuers.length === 0 && c.webauthn === undefined ? 'at least one issuer is required under issuers (or a webauthn section)' : null))
   .refine((c) => {
     const seen = new Set<string>();
     for (const i of c.issuers) {
@@ -105,3 +135,4 @@ export const identitySchema = s
 export type IdentityConfig = Infer<typeof identitySchema>;
 export type KeysConfig = Infer<typeof keysSchema>;
 export type RuleConfig = IdentityConfig['rules'][number];
+export type WebAuthnConfig = Infer<typeof webauthnSchema>;

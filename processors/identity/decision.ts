@@ -129,6 +129,43 @@ export class DecisionBuilder {
     };
   }
 
+  /**
+   * A verified passkey or security key assertion. `user` is the credential's owner as published with its
+   * key, or the assertion's userHandle. User presence is always proven; the login is phishing-resistant by
+   * construction (the origin is bound into what the authenticator signed).
+   */
+  webauthnSuccess(rpId: string, credentialId: string, user: string | null, userVerified: boolean, counterRegression: boolean, validUntilMs: number): Decision {
+    const attrs: [string, EncodedValue][] = [];
+    const target = Object.entries(this.opts.claims).find(([, paths]) => paths.includes('sub'))?.[0] ?? 'enduser.id';
+    if (user !== null) {
+      if (this.opts.pseudonymKey !== null) {
+        attrs.push([ATTR.pseudoId, encodeString(createHmac('sha256', this.opts.pseudonymKey).update(`${rpId}\n${user}`).digest('hex'))]);
+      } else attrs.push([target, encodeString(user)]);
+    }
+    const fp = fingerprint(credentialId);
+    attrs.push(
+      [ATTR.verified, encodeBool(true)],
+      [ATTR.issuer, encodeString(rpId)],
+      [ATTR.method, encodeString('webauthn')],
+      [ATTR.userVerified, encodeBool(userVerified)],
+      [ATTR.phishingResistant, encodeBool(true)],
+      [ATTR.fingerprint, encodeString(fp)],
+    );
+    if (counterRegression) attrs.push([ATTR.counterRegression, encodeBool(true)]);
+    return {
+      ok: true,
+      reason: null,
+      method: 'webauthn',
+      issuer: rpId,
+      validUntilMs,
+      fields: encodeSpanAttributes(attrs),
+      phishingResistant: true,
+      roles: NO_ROLES,
+      fingerprint: fp,
+      subjectFingerprint: user === null ? '' : fingerprint(`${rpId}\n${user}`),
+    };
+  }
+
   failure(reason: FailureReason, method: Method | null, issuer: string, credential: string | Uint8Array | null, validUntilMs: number): Decision {
     return {
       ok: false,

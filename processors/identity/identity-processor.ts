@@ -16,6 +16,7 @@ import type { ComponentSettings, Processor, RequestContext, TracesConsumer } fro
 import { PipelineError } from '../../pipeline/errors.js';
 import type { Issuer } from '../../identity/jwt/issuer.js';
 import { buildIssuer } from '../../identity/jwt/build.js';
+import type { KeySource } from '../../identity/keys/key-source.js';
 import { JwtVerifier } from '../../identity/jwt/verifier.js';
 import type { FailureReason } from '../../identity/reasons.js';
 import { zeroed } from '../../pipeline/telemetry.js';
@@ -25,6 +26,7 @@ import { CredentialCache } from './credential-cache.js';
 import { DecisionBuilder, encodeClaim, protectedKeys, readClaim, type Decision } from './decision.js';
 import { IdentityMetrics, resultIndex } from './metrics.js';
 import { Policy } from './policy.js';
+import { WebAuthnEvidence } from './webauthn-evidence.js';
 
 const SPACE = 0x20;
 
@@ -50,6 +52,9 @@ export class IdentityProcessor implements Processor {
   private readonly malformed: Decision;
   private readonly missingTag: Uint8Array;
   private readonly policyFailures: Map<string, Decision>;
+  private readonly webauthn: WebAuthnEvidence | null;
+  /** Index of the WebAuthn attribute in stripKeys, or -1. */
+  private readonly webauthnIndex: number;
 
   constructor(
     private readonly settings: ComponentSettings,
@@ -77,8 +82,30 @@ export class IdentityProcessor implements Processor {
     const evidence = config.jwt_attributes.map((e) => e.key);
     this.evidenceCount = evidence.length;
     this.schemes = config.jwt_attributes.map((e) => (e.scheme === undefined ? null : encodeKey(e.scheme.toLowerCase())));
+    const wa = config.webauthn;
+    this.webauthnIndex = wa === undefined ? -1 : evidence.length;
+    if (wa !== undefined) evidence.push(wa.attribute);
     const guarded = protectedKeys(Object.keys(config.claims)).filter((k) => !evidence.includes(k));
     this.stripKeys = [...evidence, ...guarded].map(encodeKey);
+    this.webauthn =
+      wa === undefined
+        ? null
+        : new WebAuthnEvidence(
+            wa,
+            config.keys,
+            () => this.builder,
+            config.cache.max_entries,
+            { success: config.cache.max_ttl, failure: config.cache.failure_ttl },
+            {
+              fetched: (outcome, count) => {
+                const label = `webauthn:${wa.rp_id}`;
+                m.keyFetches.labels(label, outcome).inc();
+                m.keysLoaded.labels(label).set(count);
+                if (outcome !== 'ok') settings.logger.warn('credential keys could not be loaded', { rp_id: wa.rp_id, outcome });
+              },
+            },
+            settings.logger,
+          );
     this.firstAt = new Int32Array(this.stripKeys.length);
     this.senderKeys = Object.keys(config.sender.attributes).map(encodeKey);
     this.senderClaims = Object.entries(config.sender.attributes).map(([k, claim]) => [encodeKey(k), claim]);
@@ -106,20 +133,26 @@ export class IdentityProcessor implements Processor {
       this.builder = new DecisionBuilder({ claims: this.config.claims, pseudonymKey: key });
     }
     // Key sets load in the background: an unreachable issuer never blocks start-up.
-    for (const i of this.issuers) i.keys.start();
+    for (const k of this.keySources()) k.start();
+  }
+
+  private keySources(): KeySource<unknown>[] {
+    const all: KeySource<unknown>[] = this.issuers.map((i) => i.keys as KeySource<unknown>);
+    if (this.webauthn !== null) all.push(this.webauthn.keys as KeySource<unknown>);
+    return all;
   }
 
   isReady(): boolean {
-    return this.issuers.every((i) => i.keys.state() !== 'unavailable');
+    return this.keySources().every((k) => k.state() !== 'unavailable');
   }
 
-  /** Resolves when every issuer's first key load has settled (succeeded or failed): for tests and tools. */
+  /** Resolves when every key set's first load has settled (succeeded or failed): for tests and tools. */
   async keysSettled(): Promise<void> {
-    await Promise.all(this.issuers.map((i) => i.keys.whenSettled()));
+    await Promise.all(this.keySources().map((k) => k.whenSettled()));
   }
 
   async shutdown(): Promise<void> {
-    for (const i of this.issuers) i.keys.stop();
+    for (const k of this.keySources()) k.stop();
   }
 
   async consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
@@ -130,10 +163,17 @@ export class IdentityProcessor implements Processor {
     const decisions: (Decision | null)[] = new Array(n).fill(null);
     let pendingTokens: (string | null)[] | null = null;
     let distinct: Set<string> | null = null;
+    let assertions: number[] | null = null;
     let hits = 0;
 
     for (let p = 0; p < n; p++) {
       batch.stripSpanAttributes(p, this.stripKeys, this.firstAt);
+      // A passkey assertion, when present, is the evidence: it proves more than a session token.
+      if (this.webauthnIndex >= 0 && this.firstAt[this.webauthnIndex]! >= 0) {
+        // Span and where its assertion was: firstAt is reused by the next span.
+        (assertions ??= []).push(p, this.firstAt[this.webauthnIndex]!);
+        continue;
+      }
       let e = 0;
       while (e < this.evidenceCount && this.firstAt[e] === -1) e++;
       if (e === this.evidenceCount) continue;
@@ -179,6 +219,7 @@ export class IdentityProcessor implements Processor {
     }
     this.metrics.cacheHits.inc(hits);
 
+    let unavailable: Decision | null = null;
     if (distinct !== null) {
       this.metrics.cacheMisses.inc(distinct.size);
       const tokens = [...distinct];
@@ -189,11 +230,19 @@ export class IdentityProcessor implements Processor {
         const t = pendingTokens![p];
         if (t !== null && t !== undefined) decisions[p] = byToken.get(t)!;
       }
-      if (this.config.on_keys_unavailable === 'refuse') {
-        const down = results.find((d) => d.reason === 'keys_unavailable');
-        // Nothing is accepted: the sender keeps the spans and retries once the keys can be loaded.
-        if (down) throw new PipelineError('UNAVAILABLE', `identity keys are unavailable for issuer ${down.issuer}`, this.config.keys.unknown_kid_cooldown);
+      unavailable = results.find((d) => d.reason === 'keys_unavailable') ?? null;
+    }
+    if (assertions !== null) {
+      for (let i = 0; i < assertions.length; i += 2) {
+        const p = assertions[i]!;
+        const d = await this.decideAssertion(batch, buf, p, assertions[i + 1]!, now);
+        decisions[p] = d;
+        if (d.reason === 'keys_unavailable') unavailable = d;
       }
+    }
+    if (unavailable !== null && this.config.on_keys_unavailable === 'refuse') {
+      // Nothing is accepted: the sender keeps the spans and retries once the keys can be loaded.
+      throw new PipelineError('UNAVAILABLE', `identity keys are unavailable for ${unavailable.issuer}`, this.config.keys.unknown_kid_cooldown);
     }
 
     this.apply(batch, decisions);
@@ -249,6 +298,31 @@ export class IdentityProcessor implements Processor {
       this.policyFailures.set(key, f);
     }
     return f;
+  }
+
+  /** The decision for the WebAuthn assertion the strip pass found on span `p`. */
+  private async decideAssertion(batch: TraceBatch, buf: Buffer, p: number, fieldStart: number, now: number): Promise<Decision> {
+    const wa = this.webauthn!;
+    if (!batch.readAttributeAt(fieldStart) || !batch.foundFirstArrayString() || batch.found.kind !== VALUE_STRING) {
+      return this.builder.failure('malformed', 'webauthn', wa.label, null, Number.POSITIVE_INFINITY);
+    }
+    const text = buf.toString('utf8', batch.found.valueStart, batch.found.valueEnd);
+    const t = batch.traceIdOffset(p);
+    const sp = batch.spanIdOffset(p);
+    const traceId = t < 0 ? null : buf.subarray(t, t + 16);
+    const spanId = sp < 0 ? null : buf.subarray(sp, sp + 8);
+    const span = `${traceId === null ? '-' : traceId.toString('hex')}${spanId === null ? '-' : spanId.toString('hex')}`;
+    const cached = wa.cached(text, span, now);
+    if (cached !== null) {
+      this.metrics.cacheHits.inc();
+      return cached;
+    }
+    this.metrics.cacheMisses.inc();
+    const t0 = performance.now();
+    const d = await wa.verify(text, traceId, spanId, span, now);
+    this.metrics.verification(d.issuer, d.ok ? 'verified' : d.reason!, (performance.now() - t0) / 1000, 'webauthn');
+    this.audit?.decision(d);
+    return d;
   }
 
   /** Verifies one credential (sharing a verification already under way) and caches the decision. */
