@@ -20,8 +20,8 @@ export class PipelineError extends Error {
   /** Suggested delay before the sender retries, when the refusing stage knows one. */
   readonly retryAfterMs: number;
 
-  constructor(code: PipelineErrorCode, message: string, retryAfterMs = 0) {
-    super(message);
+  constructor(code: PipelineErrorCode, message: string, retryAfterMs = 0, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'PipelineError';
     this.code = code;
     this.retryable = RETRYABLE.has(code);
@@ -33,9 +33,14 @@ export function invalidArgument(message: string): PipelineError {
   return new PipelineError('INVALID_ARGUMENT', message);
 }
 
-/** Any thrown value as a PipelineError; unknown failures are treated as retryable unavailability. */
+/**
+ * Any thrown value as a PipelineError; unknown failures are treated as retryable unavailability. A foreign
+ * error's message may quote request data or a peer's words, so it never becomes the message (which is
+ * answered to senders and logged): that is a fixed 'internal error', with the original kept as `cause`.
+ */
 export function asPipelineError(err: unknown): PipelineError {
   if (err instanceof PipelineError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new PipelineError('UNAVAILABLE', message);
+  return new PipelineError('UNAVAILABLE', INTERNAL_ERROR, 0, { cause: err });
 }
+
+export const INTERNAL_ERROR = 'internal error';

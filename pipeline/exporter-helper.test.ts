@@ -14,7 +14,7 @@ import {
   type SendOutcome,
 } from './exporter-helper.js';
 import { Logger, MemorySink } from './logger.js';
-import { parseOrThrow } from './schema.js';
+import { ParseContext, parseOrThrow } from './schema.js';
 import { Telemetry } from './telemetry.js';
 
 interface Attempt {
@@ -183,8 +183,8 @@ describe('ExporterHelper', () => {
     assert.equal(await dropped('partial_success'), 2);
   });
 
-  it('refuses with QUEUE_FULL when the queue is full, counting enqueue failures', async () => {
-    const { helper, transport, metric, dropped } = setup({ queue: { num_consumers: 1, queue_size: 2 } });
+  it('refuses with QUEUE_FULL when the queue is full, counting enqueue failures but no drop: the caller keeps the batch', async () => {
+    const { helper, transport, metric } = setup({ queue: { num_consumers: 1, queue_size: 2 } });
     transport.manual = true;
     helper.start();
     await helper.consume(batchOf(1)); // taken by the worker
@@ -194,7 +194,7 @@ describe('ExporterHelper', () => {
     assert.equal(await metric('otelcol_exporter_queue_size', { exporter: 'otlp/test' }), 2);
     await assert.rejects(helper.consume(batchOf(4)), (err: unknown) => err instanceof PipelineError && err.code === 'QUEUE_FULL' && err.retryable);
     assert.equal(await metric('otelcol_exporter_enqueue_failed_spans_total'), 4);
-    assert.equal(await dropped('queue_full'), 4);
+    assert.equal(await metric('tracewarden_dropped_spans_total'), 0, 'refused, not dropped');
     // Draining: answer each attempt as it comes.
     transport.attempts[0]!.settle(SENT);
     await transport.waitForAttempts(2);
@@ -216,6 +216,8 @@ describe('ExporterHelper', () => {
     assert.equal(await metric('otelcol_exporter_sent_spans_total'), expected);
     assert.equal(await dropped('shutdown'), 0);
     await assert.rejects(helper.consume(batchOf(1)), (err: unknown) => err instanceof PipelineError && err.code === 'SHUTTING_DOWN');
+    assert.equal(await metric('otelcol_exporter_enqueue_failed_spans_total'), 1, 'the refusal after shutdown is an enqueue failure');
+    assert.equal(await metric('tracewarden_dropped_spans_total'), 0, 'and not a drop: the caller keeps the batch');
   });
 
   it('at the shutdown deadline, aborts what is in flight and counts it and the queue as dropped', async () => {
@@ -250,22 +252,75 @@ describe('ExporterHelper', () => {
     assert.equal(await dropped('shutdown'), 3);
   });
 
-  it('with the queue disabled, consume settles with the outcome of the send', async () => {
-    const { helper, transport, metric, dropped } = setup({ queue: { enabled: false }, retry: { enabled: false } });
+  it('with the queue disabled, consume settles with the outcome; a failure is refused to the caller, not dropped', async () => {
+    const { helper, transport, metric, sink } = setup({ queue: { enabled: false }, retry: { enabled: false } });
     helper.start();
     await helper.consume(batchOf(2));
     assert.equal(await metric('otelcol_exporter_sent_spans_total'), 2);
-    transport.script.push(permanentOutcome('HTTP 400'));
-    await assert.rejects(helper.consume(batchOf(3)), (err: unknown) => err instanceof PipelineError && err.code === 'INVALID_ARGUMENT' && !err.retryable);
-    transport.script.push(retryableOutcome('HTTP 503', 1000));
-    await assert.rejects(
-      helper.consume(batchOf(4)),
-      (err: unknown) => err instanceof PipelineError && err.code === 'UNAVAILABLE' && err.retryable && err.retryAfterMs === 1000,
-    );
+    transport.script.push(permanentOutcome('HTTP 400: span attribute user.token=tok-SECRET-1 is invalid'));
+    await assert.rejects(helper.consume(batchOf(3)), (err: unknown) => {
+      assert.ok(err instanceof PipelineError);
+      assert.equal(err.code, 'INVALID_ARGUMENT');
+      assert.equal(err.retryable, false);
+      assert.equal(err.message, 'the backend refused the data');
+      return true;
+    });
+    transport.script.push(retryableOutcome('UNAVAILABLE: upstream tok-SECRET-2 overloaded', 1000));
+    await assert.rejects(helper.consume(batchOf(4)), (err: unknown) => {
+      assert.ok(err instanceof PipelineError);
+      assert.equal(err.code, 'UNAVAILABLE');
+      assert.equal(err.retryable, true);
+      assert.equal(err.retryAfterMs, 1000);
+      assert.equal(err.message, 'the backend is unavailable');
+      return true;
+    });
     assert.equal(await metric('otelcol_exporter_send_failed_spans_total'), 7);
-    assert.equal(await dropped('permanent'), 3);
-    assert.equal(await dropped('send_failed'), 4);
+    assert.equal(await metric('tracewarden_dropped_spans_total'), 0, 'the caller holds the refused batches');
     assert.equal(await metric('otelcol_exporter_queue_capacity', { exporter: 'otlp/test' }), 0);
+    // One line per refused batch, with the peer's status and none of its words.
+    const refusals = sink.lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'export failed; batch refused to the caller');
+    assert.deepEqual(
+      refusals.map((l) => [l.reason, l.spans, l.status]),
+      [
+        ['permanent', 3, 'HTTP 400'],
+        ['send_failed', 4, 'UNAVAILABLE'],
+      ],
+    );
+    assert.doesNotMatch(sink.text, /SECRET|overloaded|invalid/);
+    await helper.shutdown(Date.now() + 100);
+  });
+
+  it('with the queue disabled and retries exhausted, the caller gets the fixed message and the peer text is logged nowhere', async () => {
+    const { helper, transport, metric, sink } = setup({ queue: { enabled: false }, retry: { initial_interval: '1ms', max_interval: '1ms', max_elapsed_time: '20ms' } });
+    for (let i = 0; i < 1000; i++) transport.script.push(retryableOutcome('HTTP 503: <html>tok-SECRET-3</html>'));
+    helper.start();
+    await assert.rejects(helper.consume(batchOf(2)), (err: unknown) => err instanceof PipelineError && err.code === 'UNAVAILABLE' && err.message === 'the backend is unavailable');
+    assert.ok(transport.attempts.length >= 2);
+    assert.equal(await metric('tracewarden_dropped_spans_total'), 0);
+    assert.equal(await metric('otelcol_exporter_send_failed_spans_total'), 2);
+    assert.doesNotMatch(sink.text, /SECRET|html/);
+    assert.match(sink.text, /"status":"HTTP 503"/);
+    await helper.shutdown(Date.now() + 100);
+  });
+
+  it('with the queue disabled, a send cut by the shutdown deadline is refused as SHUTTING_DOWN and not dropped', async () => {
+    const { helper, transport, metric } = setup({ queue: { enabled: false } });
+    transport.manual = true;
+    helper.start();
+    const pending = helper.consume(batchOf(3));
+    await transport.waitForAttempts(1);
+    await helper.shutdown(Date.now() + 20);
+    await assert.rejects(pending, (err: unknown) => err instanceof PipelineError && err.code === 'SHUTTING_DOWN');
+    assert.equal(await metric('otelcol_exporter_send_failed_spans_total'), 3);
+    assert.equal(await metric('tracewarden_dropped_spans_total'), 0);
+  });
+
+  it('with the queue disabled, a partial success is still counted as dropped by the exporter', async () => {
+    const { helper, transport, dropped } = setup({ queue: { enabled: false } });
+    transport.script.push(partialSuccessOutcome(1, 'partial success: 1 span too old'));
+    helper.start();
+    await helper.consume(batchOf(4));
+    assert.equal(await dropped('partial_success'), 1, 'the caller was told the batch was sent');
     await helper.shutdown(Date.now() + 100);
   });
 
@@ -287,5 +342,30 @@ describe('ExporterHelper', () => {
     const d = transport.attempts[0]!.deadline - before;
     assert.ok(d >= 1234 && d < 1234 + 1000, `deadline ${d} ms ahead`);
     await helper.shutdown(Date.now() + 1000);
+  });
+
+  it("accepts Collector queue keys at the Collector's default with a warning, and refuses values that change meaning", () => {
+    const ctx = new ParseContext();
+    const ok = sendingQueueSchema.parse({ sizer: 'requests', block_on_overflow: false, blocking: false, wait_for_result: false, storage: null }, ['q'], ctx);
+    assert.ok(ok);
+    assert.equal(ok.queue_size, 1000);
+    assert.deepEqual(
+      ctx.issues.map((i) => [i.path.join('.'), i.warning === true]),
+      [
+        ['q.sizer', true],
+        ['q.blocking', true],
+        ['q.block_on_overflow', true],
+        ['q.wait_for_result', true],
+      ],
+    );
+    assert.throws(() => parseOrThrow(sendingQueueSchema, { sizer: 'items' }), /sizer: only sizer: requests is supported: the queue counts batches/);
+    assert.throws(() => parseOrThrow(sendingQueueSchema, { sizer: 'bytes' }), /the queue counts batches/);
+    assert.throws(() => parseOrThrow(sendingQueueSchema, { storage: 'file_storage' }), /storage: persistent queues are not supported yet/);
+    assert.throws(() => parseOrThrow(sendingQueueSchema, { block_on_overflow: true }), /block_on_overflow: true is not supported/);
+    assert.throws(() => parseOrThrow(sendingQueueSchema, { blocking: true }), /blocking: true is not supported/);
+    assert.throws(() => parseOrThrow(sendingQueueSchema, { wait_for_result: true }), /wait_for_result: true is not supported .*set enabled: false/);
+    assert.throws(() => parseOrThrow(sendingQueueSchema, { batch: { max_size: 1000 } }), /batch: batching in the exporter is not supported.*batch processor/);
+    assert.throws(() => parseOrThrow(sendingQueueSchema, { queue_sise: 10 }), /unknown key/);
+    assert.deepEqual(parseOrThrow(sendingQueueSchema, {}), { enabled: true, num_consumers: 10, queue_size: 1000 });
   });
 });

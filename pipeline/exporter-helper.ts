@@ -1,34 +1,80 @@
 /**
  * The sending machinery every network exporter composes (the Collector's exporterhelper): a bounded
  * queue drained by a fixed set of workers, retries with exponential backoff and jitter that honour the
- * peer's requested delay, and the accounting that makes sure every span that does not arrive is counted
- * with a reason. It knows nothing about transports: the concrete exporter supplies `send`, which turns
- * bytes into an outcome.
+ * peer's requested delay, and the accounting that makes sure every span it accepted and could not deliver
+ * is counted with a reason (what it refuses stays its caller's to count). It knows nothing about
+ * transports: the concrete exporter supplies `send`, which turns bytes into an outcome.
  */
 import { setMaxListeners } from 'node:events';
 import type { TraceBatch } from './batch.js';
 import { PipelineError, asPipelineError } from './errors.js';
 import type { Logger } from './logger.js';
-import { s, type Infer } from './schema.js';
+import { Schema, s, type Infer, type ParseContext, type Path } from './schema.js';
 import { zeroed, type Telemetry } from './telemetry.js';
 
 // ---- configuration (Collector key names and defaults) ----
 
-export const sendingQueueSchema = s.object(
-  {
-    enabled: s.bool().default(true),
-    num_consumers: s.int({ min: 1, max: 1000 }).default(10),
-    queue_size: s.int({ min: 1 }).default(1000),
-  },
-  {
-    storage: 'the queue is held in memory; a persistent queue is not supported',
-    blocking: 'a full queue refuses new batches (QUEUE_FULL) instead of blocking',
-    block_on_overflow: 'a full queue refuses new batches (QUEUE_FULL) instead of blocking',
-    sizer: 'queue_size always counts batches (requests)',
-    wait_for_result: 'a batch is acknowledged once queued',
-    batch: 'batching is done by the batch processor',
-  },
-);
+/**
+ * A Collector queue key this helper does not implement. At the Collector's default it changes nothing and
+ * is accepted with a warning; any other value would silently change what the operator asked for (how the
+ * queue is sized, whether data survives a restart, whether a full queue blocks), so it is an error.
+ */
+class CollectorDefaultOnly extends Schema<unknown> {
+  constructor(
+    private readonly isDefault: (v: unknown) => boolean,
+    private readonly atDefault: string,
+    private readonly otherwise: string,
+  ) {
+    super();
+  }
+  protected parseValue(v: unknown, path: Path, ctx: ParseContext): unknown {
+    if (this.isDefault(v)) {
+      ctx.warn(path, `accepted for OpenTelemetry Collector compatibility; ${this.atDefault}`);
+    } else {
+      ctx.error(path, this.otherwise);
+    }
+    return v;
+  }
+  describe(): string {
+    return "the Collector's default";
+  }
+}
+
+const isFalse = (v: unknown): boolean => v === false;
+const refusesWhenFull = (key: string) =>
+  new CollectorDefaultOnly(
+    isFalse,
+    'a full queue refuses new batches (QUEUE_FULL)',
+    `${key}: true is not supported: a full queue refuses new batches (QUEUE_FULL) so the sender retries; remove ${key} or set it to false`,
+  ).optional();
+
+export const sendingQueueSchema = s.object({
+  enabled: s.bool().default(true),
+  num_consumers: s.int({ min: 1, max: 1000 }).default(10),
+  queue_size: s.int({ min: 1 }).default(1000),
+  sizer: new CollectorDefaultOnly(
+    (v) => v === 'requests',
+    'queue_size counts batches (requests)',
+    'only sizer: requests is supported: the queue counts batches, so queue_size is a number of batches, not of items or bytes',
+  ).optional(),
+  storage: new CollectorDefaultOnly(
+    () => false,
+    '',
+    'persistent queues are not supported yet: the sending queue is held in memory; remove storage',
+  ).optional(),
+  blocking: refusesWhenFull('blocking'),
+  block_on_overflow: refusesWhenFull('block_on_overflow'),
+  wait_for_result: new CollectorDefaultOnly(
+    isFalse,
+    'a batch is acknowledged once queued',
+    'wait_for_result: true is not supported with the queue: a batch is acknowledged once queued; to answer senders only after the backend accepted their data, set enabled: false instead',
+  ).optional(),
+  batch: new CollectorDefaultOnly(
+    () => false,
+    '',
+    'batching in the exporter is not supported: batches are sent as they arrive; use the batch processor (send_batch_size, send_batch_max_size, timeout) instead',
+  ).optional(),
+});
 
 export const retrySchema = s.object({
   enabled: s.bool().default(true),
@@ -87,8 +133,27 @@ export interface ExporterHelperOptions {
   send: SendFn;
 }
 
-/** Drop reasons, as they appear in tracewarden_dropped_spans_total{reason}. */
-type DropReason = 'queue_full' | 'send_failed' | 'permanent' | 'partial_success' | 'shutdown';
+/**
+ * Drop reasons, as they appear in tracewarden_dropped_spans_total{reason}. Only spans this helper accepted
+ * (queued, or answered as sent) and then lost are dropped here: a batch refused to the caller (queue full,
+ * shutting down, or a failed send with the queue disabled) is still the caller's, and the caller counts it
+ * if it cannot hand it back.
+ */
+type DropReason = 'send_failed' | 'permanent' | 'partial_success' | 'shutdown';
+
+/** What the caller is told when the queue is disabled: fixed words, since the peer's text may quote data. */
+const BACKEND_REFUSED = 'the backend refused the data';
+const BACKEND_UNAVAILABLE = 'the backend is unavailable';
+
+/**
+ * The status part of an outcome's message ("UNAVAILABLE", "HTTP 503", "ECONNREFUSED"): what precedes the
+ * peer's own words, which exporters write after the first ": ". Bounded, for a message that has no status.
+ */
+export function statusOf(message: string): string {
+  const colon = message.indexOf(': ');
+  const status = colon < 0 ? message : message.slice(0, colon);
+  return status.length > 40 ? status.slice(0, 40) + '…' : status;
+}
 
 /**
  * Per-worker state: the batch being delivered and one timer, reused for every backoff sleep and idle
@@ -103,6 +168,14 @@ class Worker {
   abandoned = false;
   /** When the current backoff ends (epoch ms), so shutdown can cut short only the waits that outlast it. */
   until = 0;
+  /**
+   * Set for a send made for a waiting caller (queue disabled): a failure is refused to that caller, who
+   * still holds the batch, instead of being counted as dropped here.
+   */
+  readonly forCaller: boolean;
+  constructor(forCaller: boolean) {
+    this.forCaller = forCaller;
+  }
   timer: NodeJS.Timeout | null = null;
   private resolve: ((completed: boolean) => void) | null = null;
   private readonly onTimer = (): void => this.wake(true);
@@ -155,6 +228,8 @@ export class ExporterHelper {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
   private running: Promise<void>[] = [];
+  /** Sends made for waiting callers (queue disabled): shutdown waits for them as for the workers. */
+  private readonly callerSends = new Set<Promise<PipelineError | null>>();
   private started = false;
   private accepting = true;
   /** Epoch ms by which shutdown must finish; Infinity while running. */
@@ -194,7 +269,6 @@ export class ExporterHelper {
     this.mQueueSize.set(0);
     t.exporterQueueCapacity.labels(opts.id).set(this.capacity);
     this.dropped = {
-      queue_full: t.droppedSpans.labels(opts.id, 'queue_full'),
       send_failed: t.droppedSpans.labels(opts.id, 'send_failed'),
       permanent: t.droppedSpans.labels(opts.id, 'permanent'),
       partial_success: t.droppedSpans.labels(opts.id, 'partial_success'),
@@ -207,7 +281,7 @@ export class ExporterHelper {
     if (this.started) return;
     this.started = true;
     for (let i = 0; i < this.workerCount; i++) {
-      const w = new Worker();
+      const w = new Worker(false);
       this.workers.push(w);
       this.running.push(this.workerLoop(w));
     }
@@ -220,7 +294,8 @@ export class ExporterHelper {
 
   /**
    * Queues the batch (resolving once queued) or, with the queue disabled, sends it and settles with the
-   * outcome. Rejects with QUEUE_FULL when the queue is full and SHUTTING_DOWN after shutdown began.
+   * outcome. Rejects with QUEUE_FULL when the queue is full and SHUTTING_DOWN after shutdown began; a
+   * refused batch counts as an enqueue failure, not as dropped, since the caller still holds it.
    */
   consume(batch: TraceBatch): Promise<void> {
     let sealed: TraceBatch;
@@ -233,16 +308,15 @@ export class ExporterHelper {
       return Promise.reject(asPipelineError(err));
     }
     if (spans === 0) return Promise.resolve();
+    // Refusals: the caller keeps the batch, so they are enqueue failures, not drops.
     if (!this.accepting) {
       this.mEnqueueFailed.inc(spans);
-      this.dropped.shutdown.inc(spans);
       return Promise.reject(new PipelineError('SHUTTING_DOWN', `exporter ${this.id} is shutting down`));
     }
     const bytes = sealed.encode();
     if (!this.queued) return this.sendNow(bytes, spans);
     if (this.qLen === this.capacity) {
       this.mEnqueueFailed.inc(spans);
-      this.dropped.queue_full.inc(spans);
       return Promise.reject(new PipelineError('QUEUE_FULL', `exporter ${this.id}: sending queue is full (${this.capacity} batches)`, this.retry.initial_interval));
     }
     const slot = (this.qHead + this.qLen) % this.capacity;
@@ -268,7 +342,7 @@ export class ExporterHelper {
     // A worker backing off past the deadline gives up now rather than sleeping through it.
     for (const w of this.workers) if (w.waiting && w.bytes !== null && w.until > deadline) w.wake(false);
 
-    const all = Promise.all(this.running);
+    const all = Promise.all([...this.running, ...this.callerSends]);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       all.then(() => false),
@@ -289,7 +363,7 @@ export class ExporterHelper {
     for (const w of this.workers) {
       if (w.bytes !== null && !w.abandoned) {
         w.abandoned = true;
-        this.fail(w.spans, 'shutdown', w.attempted, 'shutdown deadline reached while sending');
+        this.fail(w, w.spans, 'shutdown', 'shutdown deadline reached while sending');
       }
       w.wake(false);
     }
@@ -335,14 +409,17 @@ export class ExporterHelper {
   }
 
   private async sendNow(bytes: Uint8Array, spans: number): Promise<void> {
-    const w = new Worker();
+    const w = new Worker(true);
     w.bytes = bytes;
     w.spans = spans;
     this.workers.push(w);
+    const delivery = this.deliver(w);
+    this.callerSends.add(delivery);
     try {
-      const err = await this.deliver(w);
+      const err = await delivery;
       if (err !== null) throw err;
     } finally {
+      this.callerSends.delete(delivery);
       w.bytes = null;
       const i = this.workers.indexOf(w);
       if (i >= 0) this.workers.splice(i, 1);
@@ -371,24 +448,24 @@ export class ExporterHelper {
       try {
         outcome = await this.send(bytes, spans, deadline, this.abort.signal);
       } catch (err) {
-        outcome = retryableOutcome(err instanceof Error ? err.message : String(err));
+        outcome = retryableOutcome(err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : 'send failed');
       }
       if (w.abandoned) return this.shutdownError(w);
 
       if (outcome.kind === 'ok') {
         const rejected = Math.min(spans, Math.max(0, outcome.rejectedSpans));
         this.mSent.inc(spans - rejected);
-        if (rejected > 0) this.fail(rejected, 'partial_success', true, outcome.message);
+        if (rejected > 0) this.fail(w, rejected, 'partial_success', outcome.message);
         return null;
       }
       if (outcome.kind === 'permanent') {
-        this.fail(spans, 'permanent', true, outcome.message, attempts);
-        return new PipelineError('INVALID_ARGUMENT', `exporter ${this.id}: ${outcome.message}`);
+        this.fail(w, spans, 'permanent', outcome.message, attempts);
+        return new PipelineError('INVALID_ARGUMENT', BACKEND_REFUSED);
       }
       if (this.expired) return this.shutdownError(w);
       if (!r.enabled) {
-        this.fail(spans, 'send_failed', true, outcome.message, attempts);
-        return new PipelineError('UNAVAILABLE', `exporter ${this.id}: ${outcome.message}`, outcome.retryAfterMs);
+        this.fail(w, spans, 'send_failed', outcome.message, attempts);
+        return new PipelineError('UNAVAILABLE', BACKEND_UNAVAILABLE, outcome.retryAfterMs);
       }
 
       // Exponential backoff with jitter; the peer's requested delay is a floor, as in the Collector.
@@ -398,11 +475,11 @@ export class ExporterHelper {
       delay = Math.ceil(delay);
       const after = Date.now() + delay;
       if (r.max_elapsed_time > 0 && after - started > r.max_elapsed_time) {
-        this.fail(spans, 'send_failed', true, `${outcome.message} (retries exhausted after ${attempts} attempts)`, attempts);
-        return new PipelineError('UNAVAILABLE', `exporter ${this.id}: retries exhausted: ${outcome.message}`, outcome.retryAfterMs);
+        this.fail(w, spans, 'send_failed', `${outcome.message} (retries exhausted after ${attempts} attempts)`, attempts);
+        return new PipelineError('UNAVAILABLE', BACKEND_UNAVAILABLE, outcome.retryAfterMs);
       }
       if (after > this.stopBy) return this.shutdownError(w);
-      if (this.debugLog) this.logger.debug('export failed; will retry', { error: outcome.message, delay_ms: delay, attempt: attempts });
+      if (this.debugLog) this.logger.debug('export failed; will retry', { status: statusOf(outcome.message), delay_ms: delay, attempt: attempts });
       w.until = after;
       const slept = await w.wait(delay);
       if (!slept && (this.expired || w.abandoned || w.until > this.stopBy)) return this.shutdownError(w);
@@ -412,13 +489,23 @@ export class ExporterHelper {
   private shutdownError(w: Worker): PipelineError {
     if (!w.abandoned) {
       w.abandoned = true;
-      this.fail(w.spans, 'shutdown', w.attempted, 'shutdown deadline reached before the batch could be sent');
+      this.fail(w, w.spans, 'shutdown', 'shutdown deadline reached before the batch could be sent');
     }
     return new PipelineError('SHUTTING_DOWN', `exporter ${this.id} is shutting down`);
   }
 
-  private fail(spans: number, reason: DropReason, attempted: boolean, message: string, attempts = 0): void {
-    if (attempted) this.mSendFailed.inc(spans);
+  /**
+   * Accounts for spans that did not arrive, with one log line. A queued batch (or the rejected part of a
+   * partial success, which the caller took as sent) is dropped here, and the log keeps the peer's message
+   * for the operator. A batch sent for a waiting caller is refused to it instead: not dropped, and only the
+   * peer's status is logged, since the caller answers its own sender and logs the refusal itself.
+   */
+  private fail(w: Worker, spans: number, reason: DropReason, message: string, attempts = 0): void {
+    if (w.attempted) this.mSendFailed.inc(spans);
+    if (w.forCaller && reason !== 'partial_success') {
+      this.logger.warn('export failed; batch refused to the caller', { reason, spans, status: statusOf(message), attempts });
+      return;
+    }
     this.dropped[reason].inc(spans);
     this.logger.warn('export failed; spans dropped', { reason, spans, error: message, attempts });
   }

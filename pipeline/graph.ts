@@ -15,9 +15,16 @@ export class PipelinesFanOut implements TracesConsumer {
 
   consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
     const n = this.pipelines.length;
+    const forks: TraceBatch[] = new Array(n);
+    forks[0] = batch;
+    try {
+      // Every fork is made before any pipeline starts, so a failure here leaves nothing running.
+      for (let i = 1; i < n; i++) forks[i] = batch.fork();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const pending: Promise<void>[] = new Array(n);
-    pending[0] = this.pipelines[0]!.consume(batch, ctx);
-    for (let i = 1; i < n; i++) pending[i] = this.pipelines[i]!.consume(batch.fork(), ctx);
+    for (let i = 0; i < n; i++) pending[i] = consumeSafely(this.pipelines[i]!, forks[i]!, ctx);
     return settleAll(pending);
   }
 }
@@ -30,11 +37,29 @@ export class ExportersFanOut implements TracesConsumer {
   constructor(private readonly exporters: readonly TracesConsumer[]) {}
 
   consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
-    const sealed = batch.seal();
+    let sealed: TraceBatch;
+    try {
+      sealed = batch.seal();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const n = this.exporters.length;
     const pending: Promise<void>[] = new Array(n);
-    for (let i = 0; i < n; i++) pending[i] = this.exporters[i]!.consume(sealed, ctx);
+    for (let i = 0; i < n; i++) pending[i] = consumeSafely(this.exporters[i]!, sealed, ctx);
     return settleAll(pending);
+  }
+}
+
+/**
+ * A consumer's promise even when its consume throws synchronously: otherwise the throw would escape the
+ * fan-out while the promises of the consumers already started went unawaited, and one of them rejecting
+ * would be an unhandled rejection, which ends the process.
+ */
+function consumeSafely(consumer: TracesConsumer, batch: TraceBatch, ctx: RequestContext): Promise<void> {
+  try {
+    return consumer.consume(batch, ctx);
+  } catch (err) {
+    return Promise.reject(err);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * Writes every batch to stdout for people to read: a summary line (basic), a line per span (normal),
- * or everything (detailed), like the Collector's debug exporter.
+ * or everything (detailed), like the Collector's debug exporter. Credential-bearing attributes (see
+ * format.ts) print as <redacted>.
  */
 import { zeroed } from '../../pipeline/telemetry.js';
 import type { TraceBatch } from '../../pipeline/batch.js';
@@ -50,7 +51,8 @@ export class DebugExporter implements Exporter {
     } catch (err) {
       this.mFailed.inc(spans);
       this.mDropped.inc(spans);
-      this.logger.warn('debug exporter could not write a batch', { spans, error: err instanceof Error ? err.message : String(err) });
+      // The name only: a decoder's message may quote the data.
+      this.logger.warn('debug exporter could not write a batch', { spans, error: err instanceof Error ? err.name : typeof err });
     }
   }
 }

@@ -176,4 +176,69 @@ Span #1
     assert.deepEqual(parseOrThrow(factory.schema, { verbosity: 'detailed', sampling_initial: 5, sampling_thereafter: 200 }), { verbosity: 'detailed' });
     assert.throws(() => parseOrThrow(factory.schema, { verbosity: 'loud' }), /verbosity: expected one of basic, normal, detailed/);
   });
+
+  it('never prints the value of a credential-bearing attribute, in any verbosity', async () => {
+    const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.tok-SECRET-value';
+    const str = (v: string) => ({ stringValue: v });
+    const T = otlpType('ExportTraceServiceRequest');
+    const bytes = T.encode(
+      T.fromObject({
+        resourceSpans: [
+          {
+            resource: { attributes: [{ key: 'service.name', value: str('checkout') }, { key: 'webauthn.assertion', value: str(`a-${TOKEN}`) }] },
+            scopeSpans: [
+              {
+                scope: { name: 'shop', attributes: [{ key: 'HTTP.Request.Header.Cookie', value: str(`session=${TOKEN}`) }] },
+                spans: [
+                  {
+                    traceId: TRACE,
+                    spanId: Buffer.from('051581bf3cb55c13', 'hex'),
+                    name: 'GET /cart',
+                    attributes: [
+                      { key: 'http.request.header.authorization', value: { arrayValue: { values: [str(`Bearer ${TOKEN}`)] } } },
+                      { key: 'HTTP.REQUEST.HEADER.PROXY-AUTHORIZATION', value: str(`Basic ${TOKEN}`) },
+                      { key: 'http.request.header.x-pomerium-jwt-assertion', value: str(TOKEN) },
+                      { key: 'http.request.header', value: { kvlistValue: { values: [{ key: 'http.request.header.authorization', value: str(TOKEN) }, { key: 'accept', value: str('text/html') }] } } },
+                      { key: 'http.route', value: str('/cart') },
+                    ],
+                    events: [{ name: 'login', attributes: [{ key: 'webauthn.assertion', value: str(TOKEN) }] }],
+                    links: [{ traceId: TRACE, spanId: Buffer.from('1111111111111111', 'hex'), attributes: [{ key: 'http.request.header.cookie', value: str(TOKEN) }] }],
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    ).finish();
+    for (const verbosity of ['basic', 'normal', 'detailed']) {
+      const { exp, out, settings } = run(verbosity);
+      await exp.consume(new TraceBatch(bytes), ctx);
+      const text = out.join('');
+      assert.equal(out.length, 1, verbosity);
+      assert.ok(!text.includes('tok-SECRET'), `${verbosity}: the token is printed:\n${text}`);
+      assert.ok(!settings.sink.text.includes('tok-SECRET'), `${verbosity}: the token is logged`);
+      assert.equal(await settings.metric('otelcol_exporter_sent_spans_total'), 1);
+      if (verbosity === 'normal') {
+        assert.match(text, /http\.request\.header\.authorization=<redacted> HTTP\.REQUEST\.HEADER\.PROXY-AUTHORIZATION=<redacted> /);
+        assert.match(text, /webauthn\.assertion=<redacted>/);
+        assert.match(text, /http\.route="\/cart"/);
+        assert.match(text, /"http\.request\.header\.authorization":"<redacted>","accept":"text\/html"/);
+      }
+      if (verbosity === 'detailed') {
+        const redacted = text.split('\n').filter((l) => l.endsWith(': <redacted>')).map((l) => l.trim());
+        assert.deepEqual(redacted, [
+          '-> webauthn.assertion: <redacted>',
+          '-> HTTP.Request.Header.Cookie: <redacted>',
+          '-> http.request.header.authorization: <redacted>',
+          '-> HTTP.REQUEST.HEADER.PROXY-AUTHORIZATION: <redacted>',
+          '-> http.request.header.x-pomerium-jwt-assertion: <redacted>',
+          '-> webauthn.assertion: <redacted>',
+          '-> http.request.header.cookie: <redacted>',
+        ]);
+        assert.match(text, /-> http\.route: Str\(\/cart\)/);
+        assert.match(text, /-> service\.name: Str\(checkout\)/);
+      }
+    }
+  });
 });

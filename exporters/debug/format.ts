@@ -45,6 +45,24 @@ export function decodeRequest(bytes: Uint8Array): Request {
   return T.toObject(T.decode(bytes), { longs: String, bytes: Buffer, enums: Number, defaults: false }) as Request;
 }
 
+/**
+ * Attributes that carry a credential when no identity processor has removed them: their values are never
+ * printed, in any verbosity. Compared lower-case (HTTP header names are case-insensitive).
+ */
+const CREDENTIAL_KEYS: ReadonlySet<string> = new Set([
+  'http.request.header.authorization',
+  'http.request.header.proxy-authorization',
+  'http.request.header.cookie',
+  'http.request.header.x-pomerium-jwt-assertion',
+  'webauthn.assertion',
+]);
+
+export const REDACTED = '<redacted>';
+
+export function isCredentialKey(key: string): boolean {
+  return CREDENTIAL_KEYS.has(key.toLowerCase());
+}
+
 const KINDS = ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'];
 const STATUS = ['Unset', 'Ok', 'Error'];
 
@@ -73,7 +91,7 @@ function plain(v: AnyValue | undefined): unknown {
   if (v.arrayValue !== undefined) return (v.arrayValue.values ?? []).map(plain);
   if (v.kvlistValue !== undefined) {
     const o: Record<string, unknown> = {};
-    for (const kv of v.kvlistValue.values ?? []) o[kv.key] = plain(kv.value);
+    for (const kv of v.kvlistValue.values ?? []) o[kv.key] = isCredentialKey(kv.key) ? REDACTED : plain(kv.value);
     return o;
   }
   return null;
@@ -90,11 +108,11 @@ export function goTime(nanos: string | undefined): string {
 }
 
 function attrLines(out: string[], attrs: Kv[] | undefined, indent: string): void {
-  for (const kv of attrs ?? []) out.push(`${indent}-> ${kv.key}: ${valueString(kv.value)}`);
+  for (const kv of attrs ?? []) out.push(`${indent}-> ${kv.key}: ${isCredentialKey(kv.key) ? REDACTED : valueString(kv.value)}`);
 }
 
 function flatAttrs(attrs: Kv[] | undefined): string {
-  return (attrs ?? []).map((kv) => `${kv.key}=${JSON.stringify(plain(kv.value))}`).join(' ');
+  return (attrs ?? []).map((kv) => `${kv.key}=${isCredentialKey(kv.key) ? REDACTED : JSON.stringify(plain(kv.value))}`).join(' ');
 }
 
 export function countSpans(req: Request): { resources: number; spans: number } {

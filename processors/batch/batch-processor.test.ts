@@ -247,6 +247,84 @@ test('backpressure: past the hold limit, consume waits for the in-flight send', 
   assert.equal(next.spanTotal, 60);
 });
 
+test('backpressure is bounded: a batch waits at most max(1 s, 5 × timeout), then is refused as retryable QUEUE_FULL', async () => {
+  const { p, next, t } = make({ send_batch_size: 10, timeout: '10ms' });
+  assert.equal(p.backpressureMs, 1000);
+  next.hold();
+  await p.consume(new TraceBatch(request('first', 10).bytes), CTX_A); // taken at once and held downstream
+  for (let i = 0; i < 4; i++) await p.consume(new TraceBatch(request(`p${i}`, 10).bytes), CTX_A);
+  assert.equal(p.pendingSpanCount, 40);
+  const t0 = Date.now();
+  let guard: NodeJS.Timeout | undefined;
+  const unbounded = new Promise<never>((_, reject) => {
+    guard = setTimeout(() => reject(new Error('the backpressure wait did not end within 5 s')), 5000);
+  });
+  try {
+    await assert.rejects(Promise.race([p.consume(new TraceBatch(request('over', 10).bytes), CTX_A), unbounded]), (e: unknown) => {
+      assert.ok(e instanceof PipelineError, String(e));
+      assert.equal(e.code, 'QUEUE_FULL');
+      assert.equal(e.retryable, true);
+      assert.equal(e.retryAfterMs, 1000);
+      return true;
+    });
+  } finally {
+    clearTimeout(guard);
+  }
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 990 && waited < 4000, `waited ${waited} ms`);
+  assert.equal(p.pendingSpanCount, 40, 'the refused batch was not taken');
+  assert.equal(await t.value('otelcol_processor_incoming_items_total', { processor: 'batch' }), 50, 'a refused batch is not incoming');
+  assert.equal(await t.value('tracewarden_dropped_spans_total'), 0, 'refused, not dropped: the sender keeps it');
+  next.release();
+  await p.shutdown(Date.now() + 2000);
+  assert.equal(next.spanTotal, 50);
+  assert.ok(!receivedNames(next).some((n) => n.startsWith('over-')), 'the refused batch never went on');
+});
+
+test('spans lost when pending bytes cannot be re-packed are counted as dropped with a reason, and the processor carries on', async () => {
+  const { p, next, t, sink } = make({ send_batch_size: 5, send_batch_max_size: 5, timeout: '10s' });
+  // A batch an upstream stage mis-encoded: its span count is trusted, so the fault shows only when the
+  // merged bytes are split, after consume accepted them.
+  await p.consume(TraceBatch.encoded(Uint8Array.of(0x0a, 0x7f, 0x01), 3), CTX_A);
+  await p.consume(new TraceBatch(request('secret-span', 4).bytes), CTX_A);
+  await p.flushed();
+  assert.equal(next.attempts, 0);
+  assert.equal(await t.value('tracewarden_dropped_spans_total', { component: 'batch', reason: 'invalid_argument' }), 7);
+  assert.equal(p.pendingSpanCount, 0);
+  const lines = sink.lines.filter((l) => l.includes('they are lost'));
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, /"spans":7/);
+  assert.doesNotMatch(sink.text, /secret-span/);
+  // Still working.
+  await p.consume(new TraceBatch(request('ok', 5).bytes), CTX_A);
+  await p.flushed();
+  assert.deepEqual(receivedNames(next), ['ok-0', 'ok-1', 'ok-2', 'ok-3', 'ok-4']);
+  await p.shutdown(Date.now() + 1000);
+});
+
+test('a next stage that throws synchronously loses only its batch, counted with a reason; the message is not logged', async () => {
+  const settings = processorSettings('batch');
+  let calls = 0;
+  const throwing = {
+    consume(): Promise<void> {
+      calls++;
+      throw new TypeError('cannot read secret-attr-value');
+    },
+  };
+  const p = new BatchProcessor(settings, parseOrThrow(batchConfigSchema, { send_batch_size: 3, timeout: 0 }), throwing);
+  await p.consume(new TraceBatch(request('a', 3).bytes), CTX_A);
+  await p.flushed();
+  assert.equal(calls, 1);
+  assert.equal(await settings.telemetry.value('tracewarden_dropped_spans_total', { component: 'batch', reason: 'unavailable' }), 3);
+  assert.doesNotMatch(settings.sink.text, /secret-attr-value/);
+  assert.match(settings.sink.text, /"message":"internal error"/);
+  await p.consume(new TraceBatch(request('b', 2).bytes), CTX_A);
+  await p.flushed();
+  assert.equal(calls, 2);
+  assert.equal(await settings.telemetry.value('tracewarden_dropped_spans_total', { component: 'batch' }), 5);
+  await p.shutdown(Date.now() + 1000);
+});
+
 test('an empty request is accepted and sends nothing', async () => {
   const { p, next } = make({ send_batch_size: 1, timeout: 0 });
   await p.consume(new TraceBatch(new Uint8Array(0)), CTX_A);

@@ -7,12 +7,16 @@
  * Sends are serialised (one in flight, in arrival order), as in the Collector's single export loop.
  * Backpressure: when a batch would push the pending spans past `holdLimit` while a send is in flight,
  * consume waits for that send to finish instead of refusing, so a slow downstream slows the senders
- * rather than losing or bouncing their data. The receiver's own deadline bounds that wait.
+ * rather than losing or bouncing their data. The wait is bounded (`backpressureMs`): a downstream that
+ * stays stuck gets the batch refused as QUEUE_FULL, so the sender retries later instead of hanging.
+ *
+ * Accounting: once consume resolves, the spans are this processor's. Any it then cannot pass on (next
+ * refuses, or re-packing them fails) are counted in tracewarden_dropped_spans_total with a reason.
  */
 import type { Counter, Histogram } from 'prom-client';
 import { TraceBatch } from '../../pipeline/batch.js';
 import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
-import { PipelineError, asPipelineError, type PipelineErrorCode } from '../../pipeline/errors.js';
+import { PipelineError, asPipelineError } from '../../pipeline/errors.js';
 import type { Logger } from '../../pipeline/logger.js';
 import { zeroed, type Telemetry } from '../../pipeline/telemetry.js';
 import type { BatchConfig } from './config.js';
@@ -25,6 +29,17 @@ const SEND_SIZE_BUCKETS = [
 /** How many spans the processor may hold, in multiples of the largest batch it sends. */
 const HOLD_FACTOR = 4;
 
+/**
+ * The longest a batch waits for room: a few send cycles, at least a second. Fixed rather than configured:
+ * it only decides when a stuck downstream turns into QUEUE_FULL for the sender.
+ */
+export function backpressureWaitMs(timeoutMs: number): number {
+  return Math.max(1000, 5 * timeoutMs);
+}
+
+/** The reason for spans lost to a failure of the processor itself rather than a refusal downstream. */
+const INTERNAL_REASON = 'internal_error';
+
 type Trigger = 'size' | 'timeout';
 
 export class BatchProcessor implements Processor {
@@ -34,6 +49,10 @@ export class BatchProcessor implements Processor {
   private readonly timeoutMs: number;
   /** Pending spans above which consume waits for the in-flight send. */
   readonly holdLimit: number;
+  /** How long consume waits for room before refusing with QUEUE_FULL. */
+  readonly backpressureMs: number;
+  /** Spans taken from pending by the current send and not yet passed on, refused or put back. */
+  private unsent = 0;
 
   private pending: Uint8Array[] = [];
   private pendingSpans = 0;
@@ -72,6 +91,7 @@ export class BatchProcessor implements Processor {
     this.maxSize = config.send_batch_max_size;
     this.timeoutMs = config.timeout;
     this.holdLimit = HOLD_FACTOR * Math.max(config.send_batch_size, config.send_batch_max_size, 1);
+    this.backpressureMs = backpressureWaitMs(config.timeout);
     const t: Telemetry = settings.telemetry;
     const id = settings.id;
     this.incoming = zeroed(t.processorIncoming.labels(id, 'traces'));
@@ -103,13 +123,10 @@ export class BatchProcessor implements Processor {
     if (this.stopping) throw new PipelineError('SHUTTING_DOWN', `${this.settings.id} is shutting down`);
     const sealed = batch.seal();
     const n = sealed.spanCount;
-    this.incoming.inc(n);
     if (n === 0) return;
-    // Each wake-up follows a take (pending shrinks) or the end of the drain (the loop exits), so this ends.
-    while (this.pendingSpans > 0 && this.pendingSpans + n > this.holdLimit && this.draining !== null) {
-      await this.waitForRoom();
-      if (this.stopping) throw new PipelineError('SHUTTING_DOWN', `${this.settings.id} is shutting down`);
-    }
+    if (this.pendingSpans > 0 && this.pendingSpans + n > this.holdLimit && this.draining !== null) await this.waitForRoomOrRefuse(n);
+    // Counted once accepted: a refused batch is still the sender's.
+    this.incoming.inc(n);
     const bytes = sealed.bytes;
     if (this.pendingSpans === 0) {
       this.firstCtx = ctx;
@@ -147,7 +164,7 @@ export class BatchProcessor implements Processor {
       this.pending = [];
       this.pendingSpans = 0;
       this.pendingBytes = 0;
-      this.droppedFor('SHUTTING_DOWN').inc(lost);
+      this.droppedFor('shutting_down').inc(lost);
       this.log.error('shutdown deadline passed before pending spans were sent; they are lost', { spans: lost });
     }
   }
@@ -157,6 +174,33 @@ export class BatchProcessor implements Processor {
     for (let i = 0; i < 1_000_000 && (this.draining !== null || this.pendingSpans > 0); i++) {
       if (this.draining === null) this.kick();
       await this.draining;
+    }
+  }
+
+  /**
+   * Waits while the pending spans are over the hold limit and a send is in flight, at most
+   * `backpressureMs`; then refuses with QUEUE_FULL, retryable, so the sender keeps the batch and retries.
+   */
+  private async waitForRoomOrRefuse(n: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((resolve) => {
+      timer = setTimeout(resolve, this.backpressureMs, false);
+    });
+    try {
+      // Each wake-up follows a take (pending shrinks) or the end of the drain (the loop exits), so this ends.
+      while (this.pendingSpans > 0 && this.pendingSpans + n > this.holdLimit && this.draining !== null) {
+        const woken = await Promise.race([this.waitForRoom().then(roomMade), expired]);
+        if (this.stopping) throw new PipelineError('SHUTTING_DOWN', `${this.settings.id} is shutting down`);
+        if (!woken) {
+          throw new PipelineError(
+            'QUEUE_FULL',
+            `${this.settings.id}: downstream has not taken pending spans for ${this.backpressureMs} ms; retry later`,
+            Math.max(1000, this.timeoutMs),
+          );
+        }
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -202,8 +246,17 @@ export class BatchProcessor implements Processor {
     try {
       while (this.due()) await this.sendPending();
     } catch (err) {
-      // Only a bug gets here (the merged bytes are our own or already validated); never crash on it.
-      this.log.error('batch processor failed to send pending spans', { error: asPipelineError(err) });
+      // Only a bug gets here (the merged bytes are our own or already validated); never crash on it, and
+      // count what it cost. Only the error's name is logged: its message may quote the data.
+      const lost = this.unsent;
+      this.unsent = 0;
+      const reason = err instanceof PipelineError ? err.code.toLowerCase() : INTERNAL_REASON;
+      if (lost > 0) this.droppedFor(reason).inc(lost);
+      this.log.error('batch processor failed to send pending spans; they are lost', {
+        spans: lost,
+        reason,
+        error: err instanceof Error ? err.name : typeof err,
+      });
     } finally {
       this.draining = null;
       this.wakeWaiters();
@@ -226,9 +279,13 @@ export class BatchProcessor implements Processor {
     this.timerDue = false;
     this.clearTimer();
     this.wakeWaiters();
+    // From here until each piece is handed to send() (which accounts for it) or put back, a throw loses
+    // these spans: drain() counts them.
+    this.unsent = spans;
     const ctx: RequestContext = { receiver: first.receiver, transport: first.transport, peer: first.peer, auth: null };
 
     if (this.maxSize === 0 || spans <= this.maxSize) {
+      this.unsent = 0;
       await this.send(bytes, spans, ctx, trigger);
       return;
     }
@@ -240,6 +297,7 @@ export class BatchProcessor implements Processor {
       // As in the Collector, a size-triggered send leaves a short tail to wait for company (or the timer).
       sendTo = total - tail;
       const rest = merged.encodeRange(sendTo, total);
+      this.unsent -= tail;
       this.pending.unshift(rest);
       this.pendingSpans += tail;
       this.pendingBytes += rest.length;
@@ -248,7 +306,9 @@ export class BatchProcessor implements Processor {
     }
     for (let from = 0; from < sendTo; from += this.maxSize) {
       const to = Math.min(from + this.maxSize, sendTo);
-      await this.send(merged.encodeRange(from, to), to - from, ctx, trigger);
+      const piece = merged.encodeRange(from, to);
+      this.unsent -= to - from;
+      await this.send(piece, to - from, ctx, trigger);
     }
   }
 
@@ -256,24 +316,30 @@ export class BatchProcessor implements Processor {
     this.sendSize.observe(spans);
     if (trigger === 'size') this.sizeTriggers.inc();
     else this.timeoutTriggers.inc();
+    // Inside the try: a next stage that throws synchronously is a refusal like any other.
     try {
       await this.next.consume(TraceBatch.encoded(bytes, spans), ctx);
       this.outgoing.inc(spans);
     } catch (err) {
       const e = asPipelineError(err);
-      this.droppedFor(e.code).inc(spans);
+      this.droppedFor(e.code.toLowerCase()).inc(spans);
       this.log.warn('next consumer refused a batch; its spans are lost', { spans, error: e });
     }
   }
 
-  private droppedFor(code: PipelineErrorCode): { inc(n: number): void } {
-    let c = this.droppedByReason.get(code);
+  /** The counter child for a reason (a lower-case error code, or internal_error), bound on first use. */
+  private droppedFor(reason: string): { inc(n: number): void } {
+    let c = this.droppedByReason.get(reason);
     if (c === undefined) {
-      c = this.droppedCounter.labels(this.settings.id, code.toLowerCase());
-      this.droppedByReason.set(code, c);
+      c = this.droppedCounter.labels(this.settings.id, reason);
+      this.droppedByReason.set(reason, c);
     }
     return c;
   }
+}
+
+function roomMade(): boolean {
+  return true;
 }
 
 function concat(chunks: Uint8Array[], total: number): Uint8Array {

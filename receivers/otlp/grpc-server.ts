@@ -151,7 +151,7 @@ export class GrpcServer {
     try {
       call.ctx.auth = await this.core.authenticate(authenticator, headers as Readonly<Record<string, string | string[] | undefined>>);
     } catch (err) {
-      fail(call, err as PipelineError);
+      fail(call, this.core.refusal(err, call.ctx));
       return;
     }
     startReading(call.stream);
@@ -169,7 +169,7 @@ export class GrpcServer {
         message = await decompress(message, call.encoding, this.limit);
       }
     } catch (err) {
-      fail(call, err as PipelineError);
+      fail(call, this.core.refusal(err, call.ctx));
       return;
     }
     const err = await this.core.ingest(message, call.ctx, this.metrics);

@@ -6,7 +6,13 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import type { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import { PipelineError } from '../../pipeline/errors.js';
 import { decodeSpans, syntheticRequest } from '../../test/helpers/otlp.js';
-import { grpcFrame, grpcRaw, startReceiver, type RunningReceiver } from '../../test/helpers/receiver-harness.js';
+import { MapHost, grpcFrame, grpcRaw, startReceiver, type RunningReceiver } from '../../test/helpers/receiver-harness.js';
+import type { TracesConsumer } from '../../pipeline/component.js';
+import { Logger, MemorySink } from '../../pipeline/logger.js';
+import { parseOrThrow } from '../../pipeline/schema.js';
+import { Telemetry } from '../../pipeline/telemetry.js';
+import { factory } from './index.js';
+import type { OtlpReceiver } from './receiver.js';
 import { decodeRetryDelayMs, decodeRpcStatus, exportOnce, sdkSpans } from '../../test/helpers/receiver-sdk.js';
 
 const EXPORT = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
@@ -182,5 +188,56 @@ describe('otlp receiver over gRPC', () => {
     assert.equal(await outcome('unsupported_media_type'), before.media + 1);
     assert.equal(await outcome('not_found'), before.notFound + 1);
     assert.ok(!r.logs.text.includes('definitely not protobuf'));
+  });
+});
+
+/** A next stage with a bug: it throws (synchronously or not) something that is not a PipelineError. */
+class BuggyConsumer implements TracesConsumer {
+  calls = 0;
+  consume(): Promise<void> {
+    this.calls++;
+    // A foreign error's message may quote the data: here it carries a token that must go nowhere.
+    if (this.calls % 2 === 1) throw new TypeError('cannot read tok-SECRET-1 of undefined');
+    return Promise.reject(new Error('upstream said tok-SECRET-2'));
+  }
+}
+
+async function startBuggy(protocol: 'grpc' | 'http') {
+  const logs = new MemorySink();
+  const consumer = new BuggyConsumer();
+  const config = parseOrThrow(factory.schema, { protocols: { [protocol]: { endpoint: '127.0.0.1:0' } } });
+  const receiver = factory.create({ id: 'otlp', logger: new Logger(logs, 'debug'), telemetry: new Telemetry({ processMetrics: false }) }, config, consumer) as OtlpReceiver;
+  await receiver.start(new MapHost());
+  return { receiver, consumer, logs };
+}
+
+function assertLoggedByNameOnly(logs: MemorySink, names: string[]): void {
+  assert.ok(!logs.text.includes('SECRET'), 'the foreign message is logged nowhere');
+  const errors = logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['level'] === 'error');
+  assert.deepEqual(
+    errors.map((l) => [l['msg'], l['error']]),
+    names.map((n) => ['unexpected failure while handling a request', n]),
+  );
+}
+
+describe('otlp receiver over gRPC, with a pipeline that fails unexpectedly', () => {
+  test("answers UNAVAILABLE 'internal error', never the foreign message, and logs only the error's name", async () => {
+    const { receiver, consumer, logs } = await startBuggy('grpc');
+    const client = new grpc.Client(`127.0.0.1:${receiver.grpcAddress!.port}`, grpc.credentials.createInsecure());
+    try {
+      const raw = await grpcRaw(receiver.grpcAddress!.port, grpcFrame(syntheticRequest(2)));
+      assert.equal(raw.grpcStatus, grpc.status.UNAVAILABLE);
+      assert.equal(raw.grpcMessage, 'internal error');
+      const viaGrpcJs = await unary(client, syntheticRequest(3));
+      assert.equal(viaGrpcJs.err?.code, grpc.status.UNAVAILABLE);
+      assert.equal(viaGrpcJs.err?.details, 'internal error');
+      const st = decodeRpcStatus(viaGrpcJs.err!.metadata.get('grpc-status-details-bin')[0] as Buffer);
+      assert.equal(st.message, 'internal error');
+      assert.equal(consumer.calls, 2);
+      assertLoggedByNameOnly(logs, ['TypeError', 'Error']);
+    } finally {
+      client.close();
+      await receiver.shutdown(Date.now() + 2000);
+    }
   });
 });

@@ -128,7 +128,7 @@ export class HttpServer {
     try {
       ex.ctx.auth = await this.core.authenticate(authenticator, ex.req.headers);
     } catch (err) {
-      fail(ex, err as PipelineError);
+      fail(ex, this.core.refusal(err, ex.ctx));
       return;
     }
     startReading(ex.req);
@@ -143,7 +143,7 @@ export class HttpServer {
       const plain = await decompress(body, ex.encoding, this.limit);
       bytes = ex.format === 'json' ? otlpJsonToProtobuf(plain) : plain;
     } catch (err) {
-      fail(ex, err as PipelineError);
+      fail(ex, this.core.refusal(err, ex.ctx));
       return;
     }
     const err = await this.core.ingest(bytes, ex.ctx, this.metrics);

@@ -7,7 +7,13 @@ import { OTLPTraceExporter as HttpProtoExporter } from '@opentelemetry/exporter-
 import type { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import { PipelineError } from '../../pipeline/errors.js';
 import { decodeSpans, syntheticRequest } from '../../test/helpers/otlp.js';
-import { httpRequest, startReceiver, type RunningReceiver } from '../../test/helpers/receiver-harness.js';
+import { MapHost, httpRequest, startReceiver, type RunningReceiver } from '../../test/helpers/receiver-harness.js';
+import type { TracesConsumer } from '../../pipeline/component.js';
+import { Logger, MemorySink } from '../../pipeline/logger.js';
+import { parseOrThrow } from '../../pipeline/schema.js';
+import { Telemetry } from '../../pipeline/telemetry.js';
+import { factory } from './index.js';
+import type { OtlpReceiver } from './receiver.js';
 import { decodeRpcStatus, exportOnce, sdkSpans } from '../../test/helpers/receiver-sdk.js';
 
 const PROTO = { 'content-type': 'application/x-protobuf' };
@@ -206,6 +212,57 @@ describe('otlp receiver over HTTP', () => {
       assert.equal(sockets.size, 1);
     } finally {
       agent.destroy();
+    }
+  });
+});
+
+/** A next stage with a bug: it throws (synchronously or not) something that is not a PipelineError. */
+class BuggyConsumer implements TracesConsumer {
+  calls = 0;
+  consume(): Promise<void> {
+    this.calls++;
+    // A foreign error's message may quote the data: here it carries a token that must go nowhere.
+    if (this.calls % 2 === 1) throw new TypeError('cannot read tok-SECRET-1 of undefined');
+    return Promise.reject(new Error('upstream said tok-SECRET-2'));
+  }
+}
+
+async function startBuggy(protocol: 'grpc' | 'http') {
+  const logs = new MemorySink();
+  const consumer = new BuggyConsumer();
+  const config = parseOrThrow(factory.schema, { protocols: { [protocol]: { endpoint: '127.0.0.1:0' } } });
+  const receiver = factory.create({ id: 'otlp', logger: new Logger(logs, 'debug'), telemetry: new Telemetry({ processMetrics: false }) }, config, consumer) as OtlpReceiver;
+  await receiver.start(new MapHost());
+  return { receiver, consumer, logs };
+}
+
+function assertLoggedByNameOnly(logs: MemorySink, names: string[]): void {
+  assert.ok(!logs.text.includes('SECRET'), 'the foreign message is logged nowhere');
+  const errors = logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['level'] === 'error');
+  assert.deepEqual(
+    errors.map((l) => [l['msg'], l['error']]),
+    names.map((n) => ['unexpected failure while handling a request', n]),
+  );
+}
+
+describe('otlp receiver over HTTP, with a pipeline that fails unexpectedly', () => {
+  test("answers 503 'internal error', never the foreign message, and logs only the error's name", async () => {
+    const { receiver, consumer, logs } = await startBuggy('http');
+    try {
+      const port = receiver.httpAddress!.port;
+      const proto = await httpRequest(port, { headers: PROTO, body: syntheticRequest(2) });
+      assert.equal(proto.status, 503);
+      assert.equal(proto.headers['retry-after'], '1');
+      const st = decodeRpcStatus(proto.body);
+      assert.equal(st.code, 14);
+      assert.equal(st.message, 'internal error');
+      const json = await httpRequest(port, { headers: JSON_CT, body: jsonRequest() });
+      assert.equal(json.status, 503);
+      assert.deepEqual(JSON.parse(json.body.toString()), { code: 14, message: 'internal error' });
+      assert.equal(consumer.calls, 2);
+      assertLoggedByNameOnly(logs, ['TypeError', 'Error']);
+    } finally {
+      await receiver.shutdown(Date.now() + 2000);
     }
   });
 });
