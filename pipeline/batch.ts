@@ -31,6 +31,49 @@ const E_INS_RES = 3;
 /** An insertion superseded by a later set of the same key on the same target. */
 const E_CANCELLED = 4;
 
+/**
+ * A fixed set of attribute keys, matched against key bytes in a batch. Keys are bucketed by length, so
+ * the many attributes whose key length matches none cost one array read, and the rest compare only the
+ * keys of their length. Built once, at start-up.
+ */
+export class KeyMatcher {
+  readonly size: number;
+  private readonly byLength: Int32Array[];
+
+  constructor(readonly keys: readonly Uint8Array[]) {
+    this.size = keys.length;
+    const max = keys.reduce((m, k) => Math.max(m, k.length), 0);
+    const buckets: number[][] = Array.from({ length: max + 1 }, () => []);
+    keys.forEach((k, i) => buckets[k.length]!.push(i));
+    this.byLength = buckets.map((b) => Int32Array.from(b));
+  }
+
+  private readonly coverage = new WeakMap<KeyMatcher, boolean>();
+
+  /** Whether every key of `other` is one of these (answered once per pair). */
+  covers(other: KeyMatcher): boolean {
+    if (other === this) return true;
+    let c = this.coverage.get(other);
+    if (c === undefined) {
+      c = other.keys.every((k) => this.match(k, 0, k.length) >= 0);
+      this.coverage.set(other, c);
+    }
+    return c;
+  }
+
+  /** Index of the key equal to buf[start, end), or -1. */
+  match(buf: Uint8Array, start: number, end: number): number {
+    const len = end - start;
+    if (len >= this.byLength.length) return -1;
+    const bucket = this.byLength[len]!;
+    for (let i = 0; i < bucket.length; i++) {
+      const k = bucket[i]!;
+      if (bytesEqual(buf, start, end, this.keys[k]!)) return k;
+    }
+    return -1;
+  }
+}
+
 /** The index: parallel typed arrays, one entry per resource, scope and span, in byte order. */
 class BatchIndex {
   resources = 0;
@@ -61,6 +104,15 @@ class BatchIndex {
   spSpanId: Int32Array;
   spName: Int32Array;
   spNameEnd: Int32Array;
+  // Watched span attributes (keys the pipeline's processors strip or read on every span), found by the
+  // validating scan so no processor walks the span again: per span a run of entries in span order.
+  watch: KeyMatcher | null = null;
+  watched = 0;
+  spWatchFirst: Int32Array;
+  spWatchCount: Int32Array;
+  wTag: Int32Array;
+  wStart: Int32Array;
+  wEnd: Int32Array;
 
   /**
    * Index memory may not exceed a multiple of the request's size: a request of empty messages (two bytes
@@ -95,11 +147,24 @@ class BatchIndex {
     this.spSpanId = new Int32Array(p);
     this.spName = new Int32Array(p);
     this.spNameEnd = new Int32Array(p);
+    this.spWatchFirst = new Int32Array(p);
+    this.spWatchCount = new Int32Array(p);
+    this.wTag = new Int32Array(16);
+    this.wStart = new Int32Array(16);
+    this.wEnd = new Int32Array(16);
+  }
+
+  growWatched(): void {
+    const n = this.wTag.length * 2;
+    this.checkBudget(this.rsTag.length, this.ssTag.length, this.spTag.length + n);
+    this.wTag = grow(this.wTag, n);
+    this.wStart = grow(this.wStart, n);
+    this.wEnd = grow(this.wEnd, n);
   }
 
   /** Bytes the index would hold with these capacities; throws when over the budget. */
   private checkBudget(resources: number, scopes: number, spans: number): void {
-    if ((resources * 8 + scopes * 6 + spans * 8) * 4 > this.budget) {
+    if ((resources * 8 + scopes * 6 + spans * 10) * 4 > this.budget) {
       throw invalidArgument('the request holds too many resources, scopes or spans for its size');
     }
   }
@@ -139,6 +204,8 @@ class BatchIndex {
     this.spSpanId = grow(this.spSpanId, n);
     this.spName = grow(this.spName, n);
     this.spNameEnd = grow(this.spNameEnd, n);
+    this.spWatchFirst = grow(this.spWatchFirst, n);
+    this.spWatchCount = grow(this.spWatchCount, n);
   }
 }
 
@@ -157,10 +224,21 @@ class Scanner {
   private r = new WireReader();
   private ix!: BatchIndex;
 
-  scan(buf: Uint8Array): BatchIndex {
+  private watch: KeyMatcher | null = null;
+  private buf: Uint8Array = new Uint8Array(0);
+  // Key range of the last depth-0 KeyValue walked, for watching.
+  private keyStart = -1;
+  private keyEnd = -1;
+
+  scan(buf: Uint8Array, watch: KeyMatcher | null = null): BatchIndex {
     // A span is rarely under 60 bytes on the wire; start near the right size to avoid regrowth.
-    const ix = new BatchIndex((buf.length / 60) | 0, buf.length);
+    // Most spans are a few hundred bytes or more; an index sized for 60-byte spans over-allocates (and the
+    // garbage collector pays) for every realistic batch. Regrowth is cheap.
+    const ix = new BatchIndex((buf.length / 256) | 0, buf.length);
+    ix.watch = watch;
     this.ix = ix;
+    this.watch = watch;
+    this.buf = buf;
     const r = this.r;
     r.reset(buf, 0);
     const end = buf.length;
@@ -176,6 +254,8 @@ class Scanner {
       }
     }
     this.ix = undefined as unknown as BatchIndex;
+    this.watch = null;
+    this.buf = new Uint8Array(0);
     return ix;
   }
 
@@ -306,8 +386,11 @@ class Scanner {
     ix.spSpanId[pi] = -1;
     ix.spName[pi] = -1;
     ix.spNameEnd[pi] = -1;
+    ix.spWatchFirst[pi] = ix.watched;
+    const watch = this.watch;
     const r = this.r;
     while (r.pos < end) {
+      const fieldTag = r.pos;
       const tag = r.uint32(end);
       switch (tag >>> 3) {
         case 1: {
@@ -353,10 +436,21 @@ class Scanner {
           this.expect(tag, WT_I64, 'Span timestamp');
           r.skip(WT_I64, end);
           break;
-        case 9:
+        case 9: {
           this.expect(tag, WT_LEN, 'Span.attributes');
-          this.keyValue(r.lengthDelimitedEnd(end), 0);
+          const stop = r.lengthDelimitedEnd(end);
+          const start = r.pos;
+          this.keyStart = -1;
+          this.keyValue(stop, 0);
+          if (watch !== null && this.keyStart >= 0 && watch.match(this.buf, this.keyStart, this.keyEnd) >= 0) {
+            if (ix.watched === ix.wTag.length) ix.growWatched();
+            const w = ix.watched++;
+            ix.wTag[w] = fieldTag;
+            ix.wStart[w] = start;
+            ix.wEnd[w] = stop;
+          }
           break;
+        }
         case 11:
           this.expect(tag, WT_LEN, 'Span.events');
           this.event(r.lengthDelimitedEnd(end));
@@ -377,6 +471,7 @@ class Scanner {
           this.unknown(tag, end);
       }
     }
+    ix.spWatchCount[pi] = ix.watched - ix.spWatchFirst[pi]!;
   }
 
   private event(end: number): void {
@@ -450,7 +545,12 @@ class Scanner {
       const tag = r.uint32(end);
       if (tag >>> 3 === 1) {
         this.expect(tag, WT_LEN, 'KeyValue.key');
-        r.pos = r.lengthDelimitedEnd(end);
+        const stop = r.lengthDelimitedEnd(end);
+        if (depth === 0) {
+          this.keyStart = r.pos;
+          this.keyEnd = stop;
+        }
+        r.pos = stop;
       } else if (tag >>> 3 === 2) {
         this.expect(tag, WT_LEN, 'KeyValue.value');
         this.anyValue(r.lengthDelimitedEnd(end), depth);
@@ -563,9 +663,13 @@ export class TraceBatch {
     return TraceBatch.encoded(this.encode(), this.liveSpanCount);
   }
 
-  /** Builds the index if it is not built yet; throws INVALID_ARGUMENT for malformed bytes. */
-  index(): void {
-    if (this.ix === null) this.ix = scanner.scan(this.bytes);
+  /**
+   * Builds the index if it is not built yet; throws INVALID_ARGUMENT for malformed bytes. With `watch`,
+   * the scan also records where span attributes with those keys are, so processors that strip or read
+   * them on every span need not walk the span again (the receiver passes the keys its pipelines declared).
+   */
+  index(watch: KeyMatcher | null = null): void {
+    if (this.ix === null) this.ix = scanner.scan(this.bytes, watch);
   }
 
   private get x(): BatchIndex {
@@ -832,9 +936,24 @@ export class TraceBatch {
    * `firstAt[k]` where the first attribute with `keys[k]` began (-1 when absent), so the caller can read
    * the evidence it just stripped with `readAttributeAt`. Returns how many were removed.
    */
-  stripSpanAttributes(span: number, keys: readonly Uint8Array[], firstAt: Int32Array): number {
-    firstAt.fill(-1, 0, keys.length);
+  stripSpanAttributes(span: number, keys: KeyMatcher, firstAt: Int32Array): number {
+    firstAt.fill(-1, 0, keys.size);
     const x = this.x;
+    if (x.watch !== null && x.watch.covers(keys)) {
+      // The validating scan already found every attribute that can match: only those are looked at.
+      let n = 0;
+      const first = x.spWatchFirst[span]!;
+      const last = first + x.spWatchCount[span]!;
+      for (let w = first; w < last; w++) {
+        if (!this.readKey(x.wStart[w]!, x.wEnd[w]!)) continue;
+        const k = keys.match(this.bytes, this.keyStart, this.keyEnd);
+        if (k < 0) continue;
+        if (firstAt[k] === -1) firstAt[k] = x.wTag[w]!;
+        this.pushEdit(E_DEL_SPAN, span, x.wTag[w]!, x.wEnd[w]!);
+        n++;
+      }
+      return n;
+    }
     const end = x.spEnd[span]!;
     const r = this.reader;
     r.reset(this.bytes, x.spStart[span]!);
@@ -845,13 +964,11 @@ export class TraceBatch {
       if (tag === 0x4a) {
         const stop = r.lengthDelimitedEnd(end);
         if (this.readKey(r.pos, stop)) {
-          for (let k = 0; k < keys.length; k++) {
-            if (bytesEqual(this.bytes, this.keyStart, this.keyEnd, keys[k]!)) {
-              if (firstAt[k] === -1) firstAt[k] = tagPos;
-              this.pushEdit(E_DEL_SPAN, span, tagPos, stop);
-              n++;
-              break;
-            }
+          const k = keys.match(this.bytes, this.keyStart, this.keyEnd);
+          if (k >= 0) {
+            if (firstAt[k] === -1) firstAt[k] = tagPos;
+            this.pushEdit(E_DEL_SPAN, span, tagPos, stop);
+            n++;
           }
         }
         r.pos = stop;
@@ -1080,9 +1197,10 @@ interface EditState {
 
 /** One encoding pass. Sizes are computed bottom-up first, then bytes are written once into an exact buffer. */
 class Encoder {
-  private readonly src: Uint8Array;
+  private readonly src: Buffer;
+  private readonly arena: Buffer | null;
   private readonly e: EditState;
-  private out!: Uint8Array;
+  private out!: Buffer;
   // Per target: first edit, linked through eNext (sorted by source offset when written).
   private readonly spanFirst: Int32Array;
   private readonly resFirst: Int32Array;
@@ -1099,8 +1217,11 @@ class Encoder {
     private readonly from: number,
     private readonly to: number,
   ) {
-    this.src = batch.bytes;
+    // Buffer.copy moves bytes natively without the view `subarray` would allocate for every range.
+    this.src = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
     this.e = batch.editState();
+    const arena = this.e.arena;
+    this.arena = arena === null ? null : Buffer.from(arena.buffer, arena.byteOffset, arena.byteLength);
     this.spanFirst = new Int32Array(x.spans).fill(-1);
     this.resFirst = new Int32Array(x.resources).fill(-1);
     this.eNext = new Int32Array(this.e.count);
@@ -1193,7 +1314,8 @@ class Encoder {
       total += keep ? lenFieldSize(rsLen) - oldEnc : -oldEnc;
     }
 
-    this.out = new Uint8Array(total);
+    // Every byte is written (checked below), so the buffer need not be zeroed first.
+    this.out = Buffer.allocUnsafeSlow(total);
     let pos = 0;
     let cur = 0;
     for (let r = 0; r < x.resources; r++) {
@@ -1252,7 +1374,7 @@ class Encoder {
 
   private copy(from: number, to: number, pos: number): number {
     if (to > from) {
-      this.out.set(this.src.subarray(from, to), pos);
+      this.src.copy(this.out, pos, from, to);
       return pos + (to - from);
     }
     return pos;
@@ -1273,7 +1395,7 @@ class Encoder {
     for (let i = first; i >= 0; i = this.eNext[i]!) {
       const k = e.kind![i]!;
       if (k === E_INS_SPAN || k === E_INS_RES) {
-        this.out.set(e.arena!.subarray(e.a![i]!, e.b![i]!), pos);
+        this.arena!.copy(this.out, pos, e.a![i]!, e.b![i]!);
         pos += e.b![i]! - e.a![i]!;
       }
     }

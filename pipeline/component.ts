@@ -2,7 +2,7 @@
  * The contracts every component implements. The pipeline framework knows only these; concrete
  * components live in receivers/, processors/, exporters/ and are listed in cmd/components.ts.
  */
-import type { TraceBatch } from './batch.js';
+import type { KeyMatcher, TraceBatch } from './batch.js';
 import type { Logger } from './logger.js';
 import type { Schema } from './schema.js';
 import type { Telemetry } from './telemetry.js';
@@ -43,7 +43,14 @@ export interface Lifecycle {
 }
 
 export interface Receiver extends Lifecycle {}
-export interface Processor extends Lifecycle, TracesConsumer {}
+export interface Processor extends Lifecycle, TracesConsumer {
+  /**
+   * Span attribute keys this processor strips or reads on every span. Declared once: the receivers
+   * feeding it record where such attributes are during their validating scan, so the processor does not
+   * walk every span again.
+   */
+  spanAttributeKeys?(): readonly string[];
+}
 export interface Exporter extends Lifecycle, TracesConsumer {}
 export interface Extension extends Lifecycle {}
 
@@ -71,6 +78,8 @@ export interface ComponentSettings {
   id: string;
   logger: Logger;
   telemetry: Telemetry;
+  /** For receivers: the span attribute keys the processors downstream declared (see Processor). */
+  watchedSpanKeys?: KeyMatcher | null;
 }
 
 export type ComponentKind = 'receiver' | 'processor' | 'exporter' | 'extension';

@@ -18,6 +18,7 @@ import type {
   ReceiverFactory,
   TracesConsumer,
 } from './component.js';
+import { KeyMatcher, encodeKey } from './batch.js';
 import { fanOutToExporters, fanOutToPipelines } from './graph.js';
 import { Logger } from './logger.js';
 import { Telemetry } from './telemetry.js';
@@ -91,6 +92,7 @@ export class Service implements Host {
     }
 
     const entries = new Map<string, TracesConsumer>();
+    const processorsOf = new Map<string, Processor[]>();
     for (const p of cfg.service.pipelines) {
       let next = fanOutToExporters(p.exporters.map((id) => this.exporters.get(id)!));
       // Processors are per pipeline, as in the Collector; built last-to-first so each gets its next.
@@ -108,12 +110,16 @@ export class Service implements Host {
         this.order.push({ id: `${p.id}/${built[i]!.id}`, kind: 'processor', component: built[i]!.processor, started: false });
       }
       entries.set(p.id, next);
+      processorsOf.set(p.id, built.map((b) => b.processor));
     }
 
     for (const id of used('receivers')) {
       const c = cfg.receivers.get(id)!;
-      const pipelines = cfg.service.pipelines.filter((p) => p.receivers.includes(id)).map((p) => entries.get(p.id)!);
-      const rec = (c.factory as ReceiverFactory).create(this.settings(id, 'receiver'), c.config, fanOutToPipelines(pipelines));
+      const fed = cfg.service.pipelines.filter((p) => p.receivers.includes(id));
+      const pipelines = fed.map((p) => entries.get(p.id)!);
+      const keys = new Set(fed.flatMap((p) => processorsOf.get(p.id)!.flatMap((proc) => proc.spanAttributeKeys?.() ?? [])));
+      const settings = { ...this.settings(id, 'receiver'), watchedSpanKeys: keys.size === 0 ? null : new KeyMatcher([...keys].map(encodeKey)) };
+      const rec = (c.factory as ReceiverFactory).create(settings, c.config, fanOutToPipelines(pipelines));
       this.receivers.set(id, rec);
       this.order.push({ id, kind: 'receiver', component: rec, started: false });
     }

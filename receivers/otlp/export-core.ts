@@ -3,7 +3,7 @@
  * batch, hand it to the next stage, and count the outcome. Transports only frame, read and answer.
  */
 import type { Counter } from 'prom-client';
-import { TraceBatch } from '../../pipeline/batch.js';
+import { TraceBatch, type KeyMatcher } from '../../pipeline/batch.js';
 import type { Authenticator, RequestContext, SenderAuth, TracesConsumer } from '../../pipeline/component.js';
 import { PipelineError, asPipelineError } from '../../pipeline/errors.js';
 import type { Logger } from '../../pipeline/logger.js';
@@ -47,6 +47,8 @@ export class ExportCore {
   constructor(
     private readonly next: TracesConsumer,
     private readonly logger: Logger,
+    /** Span attribute keys the processors downstream declared: recorded by the validating scan. */
+    private readonly watch: KeyMatcher | null = null,
   ) {}
 
   /**
@@ -70,9 +72,9 @@ export class ExportCore {
   async ingest(bytes: Uint8Array, ctx: RequestContext, m: TransportMetrics): Promise<PipelineError | null> {
     const batch = new TraceBatch(bytes);
     try {
-      batch.index();
+      batch.index(this.watch);
     } catch (err) {
-      const e = asPipelineError(err);
+      const e = this.refusal(err, ctx);
       m.countError(e);
       this.logRejected(ctx, e);
       return e;
@@ -81,7 +83,7 @@ export class ExportCore {
     try {
       await this.next.consume(batch, ctx);
     } catch (err) {
-      const e = asPipelineError(err);
+      const e = this.refusal(err, ctx);
       m.refused.inc(spans);
       m.count('refused');
       if (this.logger.enabled('debug')) this.logger.debug('pipeline refused a request', { transport: ctx.transport, peer: ctx.peer, code: e.code, spans });
@@ -90,6 +92,21 @@ export class ExportCore {
     m.accepted.inc(spans);
     m.count('ok');
     return null;
+  }
+
+  /**
+   * What a sender is answered for a failure: a PipelineError as it is (its message is written for
+   * senders); anything else is a bug somewhere in the pipeline, answered with the fixed 'internal error'
+   * and logged at error level by its name only, since its message may quote the data or a peer.
+   */
+  refusal(err: unknown, ctx: RequestContext): PipelineError {
+    if (err instanceof PipelineError) return err;
+    this.logger.error('unexpected failure while handling a request', {
+      transport: ctx.transport,
+      peer: ctx.peer,
+      error: err instanceof Error ? err.name : typeof err,
+    });
+    return asPipelineError(err);
   }
 
   /** Only the code: messages about bad input may quote it. */
