@@ -75,21 +75,39 @@ export class JwtVerifier {
         return fresh(header, tok);
       }
     };
+    const options = {
+      issuer: issuer.issuer,
+      audience: issuer.audiences.length > 0 ? (issuer.audiences as string[]) : undefined,
+      algorithms: issuer.algorithms as string[],
+      clockTolerance: issuer.clockSkewSec,
+      requiredClaims: issuer.requiredClaims as string[],
+      currentDate: new Date(nowMs),
+    };
     try {
-      const { payload } = await jwtVerify(token, getKey, {
-        issuer: issuer.issuer,
-        audience: issuer.audiences.length > 0 ? (issuer.audiences as string[]) : undefined,
-        algorithms: issuer.algorithms as string[],
-        clockTolerance: issuer.clockSkewSec,
-        requiredClaims: issuer.requiredClaims as string[],
-        currentDate: new Date(nowMs),
-      });
-      const exp = typeof payload.exp === 'number' ? payload.exp * 1000 : Number.POSITIVE_INFINITY;
-      return { ok: true, issuer, claims: payload, expiresAtMs: exp };
+      const { payload } = await jwtVerify(token, getKey, options);
+      return verified(issuer, payload);
     } catch (err) {
-      return reject(reasonFor(err), issuer);
+      if ((err as { code?: string }).code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') return reject(reasonFor(err), issuer);
+      // A token without a kid while the issuer publishes several keys of its type (a rotation overlap):
+      // try each candidate, as jose documents; none verifying is a bad signature.
+      let last: unknown = err;
+      for await (const key of err as AsyncIterable<Parameters<typeof jwtVerify>[1] & object>) {
+        try {
+          const { payload } = await jwtVerify(token, key as never, options);
+          return verified(issuer, payload);
+        } catch (e) {
+          last = e;
+          if ((e as { code?: string }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') break;
+        }
+      }
+      return reject((last as { code?: string }).code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' ? 'bad_signature' : reasonFor(last), issuer);
     }
   }
+}
+
+function verified(issuer: Issuer, payload: JWTPayload): JwtVerified {
+  const exp = typeof payload.exp === 'number' ? payload.exp * 1000 : Number.POSITIVE_INFINITY;
+  return { ok: true, issuer, claims: payload, expiresAtMs: exp };
 }
 
 function reject(reason: FailureReason, issuer: Issuer | null): JwtRejected {

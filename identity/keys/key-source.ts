@@ -8,7 +8,12 @@
  * Concurrent refresh requests share one fetch. Keys only ever come from the configured location.
  */
 
+import { KeyFetchError } from './fetch-json.js';
+
 export type KeyState = 'fresh' | 'stale' | 'unavailable';
+
+/** No scheduled load comes sooner than this after the last, whatever the configuration says. */
+const MIN_DELAY_MS = 100;
 
 export interface KeySourceTiming {
   refreshIntervalMs: number;
@@ -130,16 +135,18 @@ export class KeySource<T> {
       this.lastFailed = false;
       this.lastError = '';
       this.failures = 0;
-      nextMs = clamp(maxAgeMs ?? t.refreshIntervalMs, t.minRefreshIntervalMs, t.maxRefreshIntervalMs);
+      nextMs = clamp(maxAgeMs ?? t.refreshIntervalMs, Math.max(t.minRefreshIntervalMs, MIN_DELAY_MS), t.maxRefreshIntervalMs);
       this.opts.events?.fetched('ok', loaded.count);
     } catch (err) {
       this.lastFailed = true;
       this.failures++;
       this.lastError = (err as Error).message;
-      const code = (err as { code?: unknown }).code;
-      this.opts.events?.fetched(typeof code === 'string' ? code : 'invalid_keys', this.keyCount);
-      // Retry sooner than the schedule while failing, backing off, but never more often than the cooldown.
-      nextMs = clamp(t.unknownKidCooldownMs * 2 ** Math.min(this.failures - 1, 10), t.unknownKidCooldownMs, t.refreshIntervalMs);
+      // Outcomes are metric label values: only the fetcher's closed set of codes, never a library's own.
+      this.opts.events?.fetched(err instanceof KeyFetchError ? err.code : 'invalid_keys', this.keyCount);
+      // Retry sooner than the schedule while failing, backing off from the cooldown; never in a tight loop,
+      // whatever the configured cooldown.
+      const floor = Math.max(t.unknownKidCooldownMs, MIN_DELAY_MS);
+      nextMs = Math.max(floor, Math.min(floor * 2 ** Math.min(this.failures - 1, 10), t.refreshIntervalMs));
     }
     this.schedule(nextMs);
   }

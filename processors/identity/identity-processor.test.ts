@@ -268,7 +268,7 @@ test('keys unavailable: tagged by default; with refuse, the sender gets a retrya
   const dead = `http://127.0.0.1:1`;
   const cfg = { issuers: [{ issuer: dead, audiences: ['checkout'], allow_insecure_http: true }], keys: { fetch_timeout: '500ms', unknown_kid_cooldown: '50ms' } };
   const tok = await signJwt(validClaims(dead, 'checkout', { sub: 'alice' }), key);
-  const tagging = await setup({ ...cfg, on_invalid: 'tag' });
+  const tagging = await setup(cfg);
   t.after(() => tagging.proc.shutdown());
   assert.equal(tagging.proc.isReady(), false);
   const spans = await run(tagging.proc, tagging.next, [{ attributes: { [AUTH]: `Bearer ${tok}` } }]);

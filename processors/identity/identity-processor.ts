@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Counter } from 'prom-client';
-import { TraceBatch, encodeKey, VALUE_STRING } from '../../pipeline/batch.js';
+import { KeyMatcher, TraceBatch, encodeKey, VALUE_STRING } from '../../pipeline/batch.js';
 import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
 import { PipelineError } from '../../pipeline/errors.js';
 import type { Issuer } from '../../identity/jwt/issuer.js';
@@ -39,7 +39,8 @@ export class IdentityProcessor implements Processor {
   private readonly metrics: IdentityMetrics;
   private readonly audit: AuditLog | null;
   /** Evidence keys first (in priority order), then every protected key: one strip pass removes them all. */
-  private readonly stripKeys: Uint8Array[];
+  private readonly stripKeys: KeyMatcher;
+  private readonly stripKeyNames: string[];
   private readonly evidenceCount: number;
   private readonly schemes: (Uint8Array | null)[];
   private readonly firstAt: Int32Array;
@@ -86,7 +87,8 @@ export class IdentityProcessor implements Processor {
     this.webauthnIndex = wa === undefined ? -1 : evidence.length;
     if (wa !== undefined) evidence.push(wa.attribute);
     const guarded = protectedKeys(Object.keys(config.claims)).filter((k) => !evidence.includes(k));
-    this.stripKeys = [...evidence, ...guarded].map(encodeKey);
+    this.stripKeyNames = [...evidence, ...guarded];
+    this.stripKeys = new KeyMatcher(this.stripKeyNames.map(encodeKey));
     this.webauthn =
       wa === undefined
         ? null
@@ -106,7 +108,7 @@ export class IdentityProcessor implements Processor {
             },
             settings.logger,
           );
-    this.firstAt = new Int32Array(this.stripKeys.length);
+    this.firstAt = new Int32Array(this.stripKeys.size);
     this.senderKeys = Object.keys(config.sender.attributes).map(encodeKey);
     this.senderClaims = Object.entries(config.sender.attributes).map(([k, claim]) => [encodeKey(k), claim]);
 
@@ -116,6 +118,11 @@ export class IdentityProcessor implements Processor {
     this.dropped = new Map();
     this.incoming = zeroed(telemetry.processorIncoming.labels(id, 'traces'));
     this.outgoing = zeroed(telemetry.processorOutgoing.labels(id, 'traces'));
+  }
+
+  /** The evidence and every protected key: stripped from every span. */
+  spanAttributeKeys(): readonly string[] {
+    return this.stripKeyNames;
   }
 
   async start(): Promise<void> {
@@ -273,7 +280,9 @@ export class IdentityProcessor implements Processor {
         batch.appendSpanAttributesEncoded(p, d.fields);
       } else {
         tally[resultIndex(d.reason!)]!++;
-        if (cfg.on_invalid === 'drop') this.drop(batch, p, d.reason!);
+        // Keys that cannot be loaded say nothing about the credential: on_keys_unavailable decides
+        // (refusing happened above), not on_invalid.
+        if (cfg.on_invalid === 'drop' && d.reason !== 'keys_unavailable') this.drop(batch, p, d.reason!);
         else batch.appendSpanAttributesEncoded(p, d.fields);
       }
     }

@@ -76,15 +76,18 @@ export class WebAuthnEvidence {
     const c = this.cache.get(text);
     if (c === undefined || c.decision.validUntilMs <= nowMs) return null;
     if (c.span === span) return c.decision;
-    // The same assertion on another span: with span binding its challenge cannot match; without it, a copy.
-    if (this.config.challenge === 'span') return this.failure('challenge_mismatch', text, nowMs);
-    return c.decision.ok ? this.failure('replayed', text, nowMs) : c.decision;
+    // The same assertion on another span. A success made elsewhere settles it: with span binding the
+    // challenge cannot match this span, without it this is a copy. A failure made elsewhere says nothing
+    // about this span (a copy may arrive before the original): verify again.
+    if (c.decision.ok) return this.failure(this.config.challenge === 'span' ? 'challenge_mismatch' : 'replayed', text, nowMs);
+    return this.config.challenge === 'span' ? null : c.decision;
   }
 
   /** Verifies an assertion found on the span with these ids (null when the span has none). */
   async verify(text: string, traceId: Uint8Array | null, spanId: Uint8Array | null, span: string, nowMs: number): Promise<Decision> {
     const d = await this.check(text, traceId, spanId, span, nowMs);
-    if (d.validUntilMs > nowMs) this.cache.set(text, { decision: d, span });
+    // Outcomes that depend on the span are not cached: they must not answer for the assertion's own span.
+    if (d.validUntilMs > nowMs && d.reason !== 'challenge_mismatch' && d.reason !== 'replayed') this.cache.set(text, { decision: d, span });
     return d;
   }
 

@@ -143,6 +143,19 @@ test('span binding: an assertion copied to another span fails; the same span exp
   assert.equal(await settings.telemetry.value('tracewarden_identity_cache_total', { result: 'hit' }), 2);
 });
 
+test('a copy on the wrong span, seen first, does not make the assertion fail on its own span', async (t) => {
+  const { proc, next } = await setup();
+  t.after(() => proc.shutdown());
+  const mine = ids();
+  const a = approve(creds[0]!, mine);
+  const copy = await run(proc, next, [spanWith(ids(), a)]);
+  assert.equal(copy[0]!.attributes['identity.failure'], 'challenge_mismatch');
+  const own = await run(proc, next, [spanWith(mine, a)]);
+  assert.equal(own[0]!.attributes['identity.verified'], true);
+  const copyAgain = await run(proc, next, [spanWith(ids(), a)]);
+  assert.equal(copyAgain[0]!.attributes['identity.failure'], 'challenge_mismatch');
+});
+
 test('without span binding, the same assertion on a second span is replayed', async (t) => {
   const { proc, next } = await setup({ challenge: 'none' });
   t.after(() => proc.shutdown());
