@@ -9,6 +9,7 @@ import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
 import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
 import { factory as debugExporter } from '../exporters/debug/index.js';
 import { factory as healthCheck } from '../extensions/health_check/index.js';
+import { factory as oidcAuth } from '../extensions/oidc/index.js';
 
 export const FACTORIES: readonly AnyFactory[] = [
   otlpReceiver,
@@ -20,6 +21,7 @@ export const FACTORIES: readonly AnyFactory[] = [
   lightstepExporter,
   debugExporter,
   healthCheck,
+  oidcAuth,
 ];
 
 export function defaultRegistry(): Registry {
