@@ -13,7 +13,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { TraceBatch, encodeKey, encodeString } from '../pipeline/batch.js';
 import { otlpType } from '../pipeline/otlp-schema.js';
-import { buildRequest, decodeSpans, type AttrValue, type SpanSpec } from '../test/helpers/otlp.js';
+import { decodeSpans } from '../test/helpers/otlp.js';
+import { AUTH, batchOf } from './spans.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -23,51 +24,12 @@ const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const WARMUP_MS = Number(process.env['BENCH_WARMUP_MS'] ?? 300);
 const SIZES = (process.env['BENCH_SIZES'] ?? '100,1000,5000').split(',').map(Number);
 
-const AUTH = 'http.request.header.authorization';
+
 const AUTH_KEY = encodeKey(AUTH);
 const ENDUSER_KEY = encodeKey('enduser.id');
 const STRIP_KEYS = [AUTH_KEY, ENDUSER_KEY];
 // The identity processor caches the encoded value per verified token, so encoding it once is realistic.
 const ENDUSER_VALUE = encodeString('alice@example.com');
-
-/** 20 attributes of mixed types, the shape an HTTP server span carries. */
-function spanAttributes(i: number): Record<string, AttrValue> {
-  return {
-    'http.request.method': i % 5 === 0 ? 'POST' : 'GET',
-    'http.route': '/api/v1/orders/{id}',
-    'url.path': `/api/v1/orders/${100000 + i}`,
-    'url.scheme': 'https',
-    'url.query': `page=${i % 7}&limit=50`,
-    'http.response.status_code': i % 13 === 0 ? 500 : 200,
-    'server.address': 'orders.internal.example.com',
-    'server.port': 8443,
-    'client.address': `10.0.${i % 256}.${(i * 7) % 256}`,
-    'network.protocol.version': '1.1',
-    'user_agent.original': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36',
-    'http.request.body.size': 512 + (i % 1024),
-    'http.response.body.size': 2048 + (i % 4096),
-    'http.server.request.duration': 0.0125 + (i % 100) / 1000,
-    'db.cache.hit': i % 3 === 0,
-    'retry.attempt': i % 4,
-    'feature.flags': ['checkout-v2', 'fast-path'],
-    'http.request.header.x-request-id': [`req-${i.toString(16).padStart(12, '0')}`],
-    'thread.name': `worker-${i % 8}`,
-    [AUTH]: [`Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImtleS0xIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6MTcwMDAwMDAwMH0.${'s'.repeat(86)}${i % 10}`],
-  };
-}
-
-function batchOf(n: number): Uint8Array {
-  const spans: SpanSpec[] = [];
-  for (let i = 0; i < n; i++) spans.push({ name: `GET /api/v1/orders/{id} ${i % 11}`, attributes: spanAttributes(i) });
-  return new Uint8Array(
-    buildRequest([
-      {
-        attributes: { 'service.name': 'orders', 'service.version': '2.14.1', 'host.name': 'node-7', 'deployment.environment': 'prod' },
-        scopes: [{ name: '@opentelemetry/instrumentation-http', spans }],
-      },
-    ]),
-  );
-}
 
 // ---- the three paths ----
 
