@@ -1,8 +1,8 @@
 /** Builds issuers with their key sources from configuration: shared by the identity processor and the oidc extension. */
-import type { JWTVerifyGetKey } from 'jose';
 import { KeySource, type KeySourceEvents } from '../keys/key-source.js';
 import { discoveryLoader, fileLoader, urlLoader } from '../keys/locations.js';
 import { parseJwks, type Issuer, type JwtAlgorithm } from './issuer.js';
+import type { JwsKeySet } from './jws.js';
 
 export interface IssuerSettings {
   issuer: string;
@@ -38,7 +38,7 @@ export function keySourceTiming(k: KeyTiming) {
 export function buildIssuer(c: IssuerSettings, k: KeyTiming, events: (issuer: string) => KeySourceEvents): Issuer {
   const limits = { timeoutMs: k.fetch_timeout, maxBytes: k.max_response_bytes, allowInsecureHttp: c.allow_insecure_http };
   const load = c.jwks_file !== undefined ? fileLoader(c.jwks_file) : c.jwks_uri !== undefined ? urlLoader(c.jwks_uri, limits) : discoveryLoader(c.issuer, limits);
-  const keys = new KeySource<JWTVerifyGetKey>({ name: c.issuer, load, parse: parseJwks, timing: keySourceTiming(k), events: events(c.issuer) });
+  const keys = new KeySource<JwsKeySet>({ name: c.issuer, load, parse: parseJwks, timing: keySourceTiming(k), events: events(c.issuer) });
   return {
     issuer: c.issuer,
     audiences: c.audiences,

@@ -1,6 +1,6 @@
 /** A configured token issuer at run time: its checks and its key source. */
-import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { KeySource } from '../keys/key-source.js';
+import { JwsKeySet } from './jws.js';
 
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 export type JwtAlgorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];
@@ -14,12 +14,12 @@ export interface IssuerPolicy {
 }
 
 export interface Issuer extends IssuerPolicy {
-  keys: KeySource<JWTVerifyGetKey>;
+  keys: KeySource<JwsKeySet>;
 }
 
-/** Parses a JWKS document into jose's key lookup; throws when it is not a JWKS. */
-export function parseJwks(body: unknown): { keys: JWTVerifyGetKey; count: number } {
-  const set = body as { keys?: unknown } | null;
-  if (set === null || typeof set !== 'object' || !Array.isArray(set.keys)) throw new Error('not a JSON Web Key Set: no keys array');
-  return { keys: createLocalJWKSet(set as Parameters<typeof createLocalJWKSet>[0]), count: set.keys.length };
+/** Parses a JWKS document into the issuer's usable keys; throws when it is not a JWKS or has none. */
+export function parseJwks(body: unknown): { keys: JwsKeySet; count: number } {
+  const keys = JwsKeySet.fromJwks(body);
+  if (keys.size === 0 && keys.skipped > 0) throw new Error(`no usable signing key among ${keys.skipped}`);
+  return { keys, count: keys.size };
 }

@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeProtectedHeader, type JWTVerifyGetKey } from 'jose';
+import { decodeProtectedHeader } from 'jose';
+import type { JwsKeySet } from './jws.js';
 import { JwtVerifier, type JwtResult } from './verifier.js';
 import { buildIssuer, keySourceTiming, type IssuerSettings, type KeyTiming } from './build.js';
 import { ASYMMETRIC_ALGORITHMS, parseJwks, type Issuer } from './issuer.js';
@@ -475,7 +476,7 @@ test('provider down after the keys were loaded: tokens still verify from the cac
 function onClock(idp: TestIdp, clock: { now: () => number }, k: KeyTiming = KEYS): Issuer {
   const built = buildIssuer(settings(idp.issuer, idp.audience), k, fetchLog().events);
   const limits = { timeoutMs: k.fetch_timeout, maxBytes: k.max_response_bytes, allowInsecureHttp: true };
-  const keys = new KeySource<JWTVerifyGetKey>({ name: idp.issuer, load: discoveryLoader(idp.issuer, limits), parse: parseJwks, timing: keySourceTiming(k), now: clock.now });
+  const keys = new KeySource<JwsKeySet>({ name: idp.issuer, load: discoveryLoader(idp.issuer, limits), parse: parseJwks, timing: keySourceTiming(k), now: clock.now });
   return { ...built, keys };
 }
 

@@ -1,18 +1,18 @@
 /**
- * Verifies a compact JWS token against the configured issuers, with jose's semantics and one addition:
- * the issuer is chosen from the allowlist by the token's (unverified) `iss` before anything else, so a
- * token from an unlisted issuer is refused without any fetch, and keys only ever come from that
+ * Verifies a compact JWS token against the configured issuers, with jose's semantics (see jws.ts) and one
+ * addition: the issuer is chosen from the allowlist by the token's (unverified) `iss` before anything
+ * else, so a token from an unlisted issuer is refused without any fetch, and keys only ever come from that
  * issuer's configured key source. Header parameters that point at keys (`jku`, `x5u`, `jwk`, `x5c`) are
  * never used. Every failure maps to one reason code; nothing about the token is put in a message.
  */
-import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { FailureReason } from '../reasons.js';
 import type { Issuer } from './issuer.js';
+import { checkClaims, checkHeader, parseCompact, signatureVerifies, type JwsKeySet, type ParsedJws } from './jws.js';
 
 export interface JwtVerified {
   ok: true;
   issuer: Issuer;
-  claims: JWTPayload;
+  claims: Record<string, unknown>;
   /** When the token stops being valid (ms since epoch). */
   expiresAtMs: number;
 }
@@ -25,8 +25,6 @@ export interface JwtRejected {
 }
 
 export type JwtResult = JwtVerified | JwtRejected;
-
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 export class JwtVerifier {
   private readonly byIssuer = new Map<string, Issuer>();
@@ -43,19 +41,17 @@ export class JwtVerifier {
   }
 
   async verify(token: string, nowMs: number): Promise<JwtResult> {
-    if (token.length > this.maxTokenBytes || !COMPACT_JWS.test(token)) return reject('malformed', null);
-    let iss: unknown;
-    let alg: unknown;
-    try {
-      alg = decodeProtectedHeader(token).alg;
-      iss = decodeJwt(token).iss;
-    } catch {
-      return reject('malformed', null);
-    }
+    if (token.length > this.maxTokenBytes) return reject('malformed', null);
+    const jws = parseCompact(token);
+    if (jws === null) return reject('malformed', null);
+    const iss = jws.payload['iss'];
     if (typeof iss !== 'string') return reject('malformed', null);
     const issuer = this.byIssuer.get(iss);
     if (issuer === undefined) return reject('unknown_issuer', null);
-    if (typeof alg !== 'string' || !(issuer.algorithms as readonly string[]).includes(alg)) return reject('algorithm_not_allowed', issuer);
+    const checked = checkHeader(jws.header, issuer.algorithms);
+    if (checked === 'malformed' || checked === 'algorithm_not_allowed' || checked === 'unknown_key' || checked === 'bad_signature') return reject(checked, issuer);
+    const alg = checked;
+    const kid = typeof jws.header['kid'] === 'string' ? jws.header['kid'] : undefined;
 
     let keys = issuer.keys.current();
     if (keys === null) {
@@ -63,76 +59,29 @@ export class JwtVerifier {
       keys = await issuer.keys.refreshForUnknownKid();
       if (keys === null) return reject('keys_unavailable', issuer);
     }
-    const firstKeys = keys;
-    const getKey: JWTVerifyGetKey = async (header, tok) => {
-      try {
-        return await firstKeys(header, tok);
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
-        // A key we do not have: the issuer may have rotated. Refresh, at most once per cooldown.
-        const fresh = await issuer.keys.refreshForUnknownKid();
-        if (fresh === null || fresh === firstKeys) throw err;
-        return fresh(header, tok);
-      }
-    };
-    const options = {
-      issuer: issuer.issuer,
-      audience: issuer.audiences.length > 0 ? (issuer.audiences as string[]) : undefined,
-      algorithms: issuer.algorithms as string[],
-      clockTolerance: issuer.clockSkewSec,
-      requiredClaims: issuer.requiredClaims as string[],
-      currentDate: new Date(nowMs),
-    };
-    try {
-      const { payload } = await jwtVerify(token, getKey, options);
-      return verified(issuer, payload);
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') return reject(reasonFor(err), issuer);
-      // A token without a kid while the issuer publishes several keys of its type (a rotation overlap):
-      // try each candidate, as jose documents; none verifying is a bad signature.
-      let last: unknown = err;
-      for await (const key of err as AsyncIterable<Parameters<typeof jwtVerify>[1] & object>) {
-        try {
-          const { payload } = await jwtVerify(token, key as never, options);
-          return verified(issuer, payload);
-        } catch (e) {
-          last = e;
-          if ((e as { code?: string }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') break;
-        }
-      }
-      return reject((last as { code?: string }).code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' ? 'bad_signature' : reasonFor(last), issuer);
+    let candidates = keys.candidates(alg, kid);
+    if (candidates.length === 0) {
+      // A key we do not have: the issuer may have rotated. Refresh, at most once per cooldown.
+      const fresh = await issuer.keys.refreshForUnknownKid();
+      if (fresh === null) return reject('keys_unavailable', issuer);
+      candidates = fresh === keys ? candidates : fresh.candidates(alg, kid);
+      if (candidates.length === 0) return reject('unknown_key', issuer);
     }
+    // Several candidates (no kid during a rotation overlap): any one verifying is enough, as in jose.
+    if (!candidates.some((c) => signatureVerifies(jws, alg, c.key))) return reject('bad_signature', issuer);
+    return this.claims(jws, issuer, nowMs);
   }
-}
 
-function verified(issuer: Issuer, payload: JWTPayload): JwtVerified {
-  const exp = typeof payload.exp === 'number' ? payload.exp * 1000 : Number.POSITIVE_INFINITY;
-  return { ok: true, issuer, claims: payload, expiresAtMs: exp };
+  private claims(jws: ParsedJws, issuer: Issuer, nowMs: number): JwtResult {
+    const failure = checkClaims(jws.payload, issuer, Math.floor(nowMs / 1000));
+    if (failure !== null) return reject(failure, issuer);
+    const exp = jws.payload['exp'];
+    return { ok: true, issuer, claims: jws.payload, expiresAtMs: typeof exp === 'number' ? exp * 1000 : Number.POSITIVE_INFINITY };
+  }
 }
 
 function reject(reason: FailureReason, issuer: Issuer | null): JwtRejected {
   return { ok: false, reason, issuer };
 }
 
-/** jose error codes to reason codes. */
-export function reasonFor(err: unknown): FailureReason {
-  const e = err as { code?: string; claim?: string };
-  switch (e.code) {
-    case 'ERR_JWT_EXPIRED':
-      return 'expired';
-    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      if (e.claim === 'nbf') return 'not_yet_valid';
-      if (e.claim === 'aud') return 'audience_mismatch';
-      if (e.claim === 'iss') return 'unknown_issuer';
-      return 'malformed';
-    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
-      return 'bad_signature';
-    case 'ERR_JOSE_ALG_NOT_ALLOWED':
-      return 'algorithm_not_allowed';
-    case 'ERR_JWKS_NO_MATCHING_KEY':
-    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
-      return 'unknown_key';
-    default:
-      return 'malformed';
-  }
-}
+export type { JwsKeySet };

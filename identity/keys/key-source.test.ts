@@ -1,6 +1,6 @@
 import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import type { JWTVerifyGetKey } from 'jose';
+import type { JwsKeySet } from '../jwt/jws.js';
 import { KeySource, type KeySourceTiming } from './key-source.js';
 import { urlLoader } from './locations.js';
 import { KeyFetchError } from './fetch-json.js';
@@ -54,7 +54,7 @@ async function withServer(fn: (srv: JwksServer, jwks: JsonWebKeySet) => Promise<
 }
 
 function httpSource(srv: JwksServer, clock: { now: () => number }, rec?: { events: { fetched(o: string, n: number): void } }, timing: Partial<KeySourceTiming> = {}) {
-  return new KeySource<JWTVerifyGetKey>({
+  return new KeySource<JwsKeySet>({
     name: srv.issuer,
     load: urlLoader(srv.jwksUri, LIMITS),
     parse: parseJwks,
@@ -73,7 +73,7 @@ test('start() returns at once; the state is unavailable until the first load set
     assert.equal(src.current(), null);
     await src.whenSettled();
     assert.equal(src.state(), 'fresh');
-    assert.equal(typeof src.current(), 'function');
+    assert.equal(src.current()?.size, 2, 'both published keys are usable');
     assert.equal(src.count, 2);
     assert.equal(src.error, '');
     assert.equal(src.name, srv.issuer);
@@ -88,7 +88,7 @@ test('an issuer that hangs does not block start(); the load settles as unavailab
   await withServer(async (srv) => {
     srv.failNext('/jwks', 1, 'hang');
     const rec = recorder();
-    const src = new KeySource<JWTVerifyGetKey>({
+    const src = new KeySource<JwsKeySet>({
       name: srv.issuer,
       load: urlLoader(srv.jwksUri, { ...LIMITS, timeoutMs: 200 }),
       parse: parseJwks,
@@ -261,10 +261,10 @@ test('a key set whose members are not objects is reported as invalid_keys like a
  * max-age a fetch would have read from Cache-Control (the HTTP path of that is covered by fetch-json tests
  * and by the test below using a real server).
  */
-async function scheduleDelays(maxAgeMs: number | null, timing: KeySourceTiming, fail = false): Promise<{ loads: () => number; src: KeySource<JWTVerifyGetKey> }> {
+async function scheduleDelays(maxAgeMs: number | null, timing: KeySourceTiming, fail = false): Promise<{ loads: () => number; src: KeySource<JwsKeySet> }> {
   const doc = jwksOf(await makeSigningKey('ES256', 'sched'));
   let loads = 0;
-  const src = new KeySource<JWTVerifyGetKey>({
+  const src = new KeySource<JwsKeySet>({
     name: 'schedule-test',
     load: async () => {
       loads++;
@@ -384,7 +384,7 @@ test('a real Cache-Control max-age above max_refresh_interval is clamped: the re
     let second!: () => void;
     const secondFetch = new Promise<void>((resolve) => (second = resolve));
     let fetched = 0;
-    const src = new KeySource<JWTVerifyGetKey>({
+    const src = new KeySource<JwsKeySet>({
       name: srv.issuer,
       load: urlLoader(srv.jwksUri, LIMITS),
       parse: parseJwks,

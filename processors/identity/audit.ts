@@ -4,7 +4,7 @@
  * A line carries fingerprints, never the credential or the subject.
  */
 import type { Logger } from '../../pipeline/logger.js';
-import type { Decision } from './decision.js';
+import { fingerprint, type Decision } from './decision.js';
 
 export class AuditLog {
   private tokens: number;
@@ -36,7 +36,7 @@ export class AuditLog {
       issuer: d.issuer,
       credential_fingerprint: d.fingerprint,
     };
-    if (d.subjectFingerprint !== '') fields['subject_fingerprint'] = d.subjectFingerprint;
+    if (d.subjectKey !== '') fields['subject_fingerprint'] = fingerprint(d.subjectKey);
     if (this.suppressed > 0) {
       fields['suppressed_since_last'] = this.suppressed;
       this.suppressed = 0;

@@ -25,8 +25,11 @@ export interface Decision {
   roles: ReadonlySet<string>;
   /** First 16 hex characters of SHA-256 of the credential, for audit lines. */
   fingerprint: string;
-  /** First 16 hex characters of SHA-256 of issuer and subject: who, without saying who. */
-  subjectFingerprint: string;
+  /**
+   * Issuer and subject, kept in memory only to fingerprint them for an audit line (who, without saying
+   * who); hashed when a line is written, which the rate limit keeps rare. Empty when unknown.
+   */
+  subjectKey: string;
 }
 
 export const ATTR = {
@@ -125,7 +128,7 @@ export class DecisionBuilder {
       phishingResistant,
       roles: rolesOf(claims),
       fingerprint: fp,
-      subjectFingerprint: fingerprint(`${issuer}\n${sub}`),
+      subjectKey: sub === '' ? '' : `${issuer}\n${sub}`,
     };
   }
 
@@ -162,7 +165,7 @@ export class DecisionBuilder {
       phishingResistant: true,
       roles: NO_ROLES,
       fingerprint: fp,
-      subjectFingerprint: user === null ? '' : fingerprint(`${rpId}\n${user}`),
+      subjectKey: user === null ? '' : `${rpId}\n${user}`,
     };
   }
 
@@ -177,7 +180,7 @@ export class DecisionBuilder {
       phishingResistant: false,
       roles: NO_ROLES,
       fingerprint: credential === null ? '' : fingerprint(credential),
-      subjectFingerprint: '',
+      subjectKey: '',
     };
   }
 

@@ -36,9 +36,18 @@ export class IdentityMetrics {
     zeroed(this.spans[0]!);
   }
 
+  private readonly bound = new Map<string, { count: Counter.Internal; latency: Histogram.Internal<"processor" | "method"> }>();
+
   verification(issuer: string, result: 'verified' | FailureReason, seconds: number, method: string): void {
-    this.verifications.labels(this.processor, issuer, result).inc();
-    this.latency.labels(this.processor, method).observe(seconds);
+    // Children bound once per (issuer, result, method): the label sets are few and fixed by config.
+    const key = `${issuer}\u0000${result}\u0000${method}`;
+    let b = this.bound.get(key);
+    if (b === undefined) {
+      b = { count: this.verifications.labels(this.processor, issuer, result), latency: this.latency.labels(this.processor, method) };
+      this.bound.set(key, b);
+    }
+    b.count.inc();
+    b.latency.observe(seconds);
   }
 
   /** Adds and clears the batch's tallies. */
