@@ -6,7 +6,7 @@
  */
 import { ASYMMETRIC_ALGORITHMS, type JwtAlgorithm } from '../../identity/jwt/issuer.js';
 import { s, type Infer, type Schema } from '../../pipeline/schema.js';
-import { keysSchema } from '../../processors/identity/config.js';
+import { keysSchema } from '../../identity/keys/config.js';
 
 const DEFAULT_USERNAME_CLAIM = 'sub';
 

@@ -1,4 +1,5 @@
 /** Builds issuers with their key sources from configuration: shared by the identity processor and the oidc extension. */
+import type { KeysConfig } from '../keys/config.js';
 import { KeySource, type KeySourceEvents } from '../keys/key-source.js';
 import { discoveryLoader, fileLoader, urlLoader } from '../keys/locations.js';
 import { parseJwks, type Issuer, type JwtAlgorithm } from './issuer.js';
@@ -15,15 +16,7 @@ export interface IssuerSettings {
   allow_insecure_http: boolean;
 }
 
-export interface KeyTiming {
-  refresh_interval: number;
-  min_refresh_interval: number;
-  max_refresh_interval: number;
-  unknown_kid_cooldown: number;
-  max_stale: number;
-  fetch_timeout: number;
-  max_response_bytes: number;
-}
+export type KeyTiming = KeysConfig;
 
 export function keySourceTiming(k: KeyTiming) {
   return {

@@ -3,6 +3,7 @@
  */
 import { ASYMMETRIC_ALGORITHMS } from '../../identity/jwt/issuer.js';
 import { s, type Infer } from '../../pipeline/schema.js';
+import { keysSchema } from '../../identity/keys/config.js';
 
 const issuerSchema = s
   .object({
@@ -28,15 +29,6 @@ const issuerSchema = s
     return null;
   });
 
-export const keysSchema = s.object({
-  refresh_interval: s.duration().default(3_600_000),
-  min_refresh_interval: s.duration().default(60_000),
-  max_refresh_interval: s.duration().default(86_400_000),
-  unknown_kid_cooldown: s.duration().default(30_000),
-  max_stale: s.duration().default(12 * 3_600_000),
-  fetch_timeout: s.duration().default(5_000),
-  max_response_bytes: s.int({ min: 1024 }).default(1_048_576),
-});
 
 const evidenceSchema = s.object({
   key: s.string({ nonEmpty: true }),
@@ -133,6 +125,5 @@ export const identitySchema = s
   });
 
 export type IdentityConfig = Infer<typeof identitySchema>;
-export type KeysConfig = Infer<typeof keysSchema>;
 export type RuleConfig = IdentityConfig['rules'][number];
 export type WebAuthnConfig = Infer<typeof webauthnSchema>;
