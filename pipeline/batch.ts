@@ -1519,11 +1519,18 @@ export function encodeStringArray(values: readonly string[]): EncodedValue {
   return out;
 }
 
+const encodedKeys = new Map<string, Uint8Array>();
+
 /** Encodes attributes as a run of span attribute fields (KeyValue, field 9) for appendSpanAttributesEncoded. */
 export function encodeSpanAttributes(attrs: readonly (readonly [string, EncodedValue])[]): Uint8Array {
   const parts: Uint8Array[] = [];
   for (const [key, value] of attrs) {
-    const k = utf8.encode(key);
+    let k = encodedKeys.get(key);
+    if (k === undefined) {
+      k = utf8.encode(key);
+      // Keys written over and over are few (configured attribute names); bound it anyway.
+      if (encodedKeys.size < 1024) encodedKeys.set(key, k);
+    }
     const kvLen = lenFieldSize(k.length) + lenFieldSize(value.length);
     const out = new Uint8Array(lenFieldSize(kvLen));
     let p = writeLenHeader(out, 0, 9, kvLen);
