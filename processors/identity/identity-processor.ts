@@ -30,6 +30,16 @@ import { WebAuthnEvidence } from './webauthn-evidence.js';
 
 const SPACE = 0x20;
 
+/** A WebAuthn assertion not yet decided for its span. */
+interface PendingAssertion {
+  span: number;
+  text: string;
+  traceId: Buffer | null;
+  spanId: Buffer | null;
+  /** trace id + span id, hex: what a decision is bound to. */
+  key: string;
+}
+
 export class IdentityProcessor implements Processor {
   private readonly issuers: Issuer[];
   private readonly verifier: JwtVerifier;
@@ -170,7 +180,7 @@ export class IdentityProcessor implements Processor {
     const decisions: (Decision | null)[] = new Array(n).fill(null);
     let pendingTokens: (string | null)[] | null = null;
     let distinct: Set<string> | null = null;
-    let assertions: number[] | null = null;
+    let assertions: PendingAssertion[] | null = null;
     let hits = 0;
 
     for (let p = 0; p < n; p++) {
@@ -178,7 +188,9 @@ export class IdentityProcessor implements Processor {
       // A passkey assertion, when present, is the evidence: it proves more than a session token.
       if (this.webauthnIndex >= 0 && this.firstAt[this.webauthnIndex]! >= 0) {
         // Span and where its assertion was: firstAt is reused by the next span.
-        (assertions ??= []).push(p, this.firstAt[this.webauthnIndex]!);
+        const d = this.assertionOf(batch, buf, p, this.firstAt[this.webauthnIndex]!, now);
+        if ('ok' in d) decisions[p] = d;
+        else (assertions ??= []).push(d);
         continue;
       }
       let e = 0;
@@ -240,10 +252,10 @@ export class IdentityProcessor implements Processor {
       unavailable = results.find((d) => d.reason === 'keys_unavailable') ?? null;
     }
     if (assertions !== null) {
-      for (let i = 0; i < assertions.length; i += 2) {
-        const p = assertions[i]!;
-        const d = await this.decideAssertion(batch, buf, p, assertions[i + 1]!, now);
-        decisions[p] = d;
+      this.metrics.cacheMisses.inc(assertions.length);
+      for (const a of assertions) {
+        const d = await this.verifyAssertion(a, now);
+        decisions[a.span] = d;
         if (d.reason === 'keys_unavailable') unavailable = d;
       }
     }
@@ -309,8 +321,11 @@ export class IdentityProcessor implements Processor {
     return f;
   }
 
-  /** The decision for the WebAuthn assertion the strip pass found on span `p`. */
-  private async decideAssertion(batch: TraceBatch, buf: Buffer, p: number, fieldStart: number, now: number): Promise<Decision> {
+  /**
+   * The WebAuthn assertion the strip pass found on span `p`: its decision when it is malformed or already
+   * decided for this span (no await on the common path), else what `verifyAssertion` needs.
+   */
+  private assertionOf(batch: TraceBatch, buf: Buffer, p: number, fieldStart: number, now: number): Decision | PendingAssertion {
     const wa = this.webauthn!;
     if (!batch.readAttributeAt(fieldStart) || !batch.foundFirstArrayString() || batch.found.kind !== VALUE_STRING) {
       return this.builder.failure('malformed', 'webauthn', wa.label, null, Number.POSITIVE_INFINITY);
@@ -320,15 +335,16 @@ export class IdentityProcessor implements Processor {
     const sp = batch.spanIdOffset(p);
     const traceId = t < 0 ? null : buf.subarray(t, t + 16);
     const spanId = sp < 0 ? null : buf.subarray(sp, sp + 8);
-    const span = `${traceId === null ? '-' : traceId.toString('hex')}${spanId === null ? '-' : spanId.toString('hex')}`;
-    const cached = wa.cached(text, span, now);
-    if (cached !== null) {
-      this.metrics.cacheHits.inc();
-      return cached;
-    }
-    this.metrics.cacheMisses.inc();
+    const key = `${traceId === null ? '-' : traceId.toString('hex')}${spanId === null ? '-' : spanId.toString('hex')}`;
+    const cached = wa.cached(text, key, now);
+    if (cached === null) return { span: p, text, traceId, spanId, key };
+    this.metrics.cacheHits.inc();
+    return cached;
+  }
+
+  private async verifyAssertion(a: PendingAssertion, now: number): Promise<Decision> {
     const t0 = performance.now();
-    const d = await wa.verify(text, traceId, spanId, span, now);
+    const d = await this.webauthn!.verify(a.text, a.traceId, a.spanId, a.key, now);
     this.metrics.verification(d.issuer, d.ok ? 'verified' : d.reason!, (performance.now() - t0) / 1000, 'webauthn');
     this.audit?.decision(d);
     return d;
