@@ -274,3 +274,17 @@ test('setting the same attribute twice leaves one value, the last', () => {
   const raw = T.toObject(T.decode(b.encode())) as { resourceSpans: { scopeSpans: { spans: { attributes: { key: string }[] }[] }[] }[] };
   assert.equal(raw.resourceSpans[0]!.scopeSpans[0]!.spans[0]!.attributes.filter((a) => a.key === 'enduser.id').length, 1);
 });
+
+test('an attribute with two key fields is refused: it could be stripped under one name and read under another', () => {
+  const wrap = (field: number, inner: Buffer): Buffer => Buffer.concat([Buffer.from([(field << 3) | 2]), varint(inner.length), inner]);
+  const kv = Buffer.concat([wrap(1, Buffer.from('x')), wrap(1, Buffer.from('enduser.id')), wrap(2, wrap(1, Buffer.from('admin')))]);
+  const span = Buffer.concat([wrap(1, Buffer.alloc(16, 1)), wrap(2, Buffer.alloc(8, 2)), wrap(9, kv)]);
+  const bytes = wrap(1, wrap(2, wrap(2, span)));
+  assert.throws(() => new TraceBatch(bytes).index(), /an attribute has more than one key/);
+  // The same inside a resource, and nested in a kvlist value.
+  const resource = wrap(1, wrap(1, wrap(1, kv)));
+  assert.throws(() => new TraceBatch(resource).index(), /more than one key/);
+  const nested = Buffer.concat([wrap(1, Buffer.from('outer')), wrap(2, wrap(6, wrap(1, kv)))]);
+  const span2 = Buffer.concat([wrap(1, Buffer.alloc(16, 1)), wrap(2, Buffer.alloc(8, 2)), wrap(9, nested)]);
+  assert.throws(() => new TraceBatch(wrap(1, wrap(2, wrap(2, span2)))).index(), /more than one key/);
+});

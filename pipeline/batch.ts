@@ -541,10 +541,14 @@ class Scanner {
   /** KeyValue at r.pos up to `end`; leaves r.pos at `end`. */
   private keyValue(end: number, depth: number): void {
     const r = this.r;
+    let keys = 0;
     while (r.pos < end) {
       const tag = r.uint32(end);
       if (tag >>> 3 === 1) {
         this.expect(tag, WT_LEN, 'KeyValue.key');
+        // Decoders keep the last of repeated fields; anything matching keys here would read the first.
+        // One attribute with two keys could then be stripped under one name and exported under another.
+        if (++keys > 1) throw invalidArgument('an attribute has more than one key');
         const stop = r.lengthDelimitedEnd(end);
         if (depth === 0) {
           this.keyStart = r.pos;

@@ -123,6 +123,7 @@ test('the adversarial set is refused with the same reasons as jose', async () =>
     ['bad base64 signature', forged.badBase64(real, 'signature')],
     ['crit', await forged.unknownCrit(key, v)],
     ['tampered payload', forged.tamperedPayload(real)],
+    ['kid not a string', await new SignJWT(validClaims(ISS, AUD, {}, 3600)).setProtectedHeader({ alg: 'RS256', kid: 42 as unknown as string }).sign(key.privateKey)],
   ];
   for (const [name, token] of tokens) {
     const r = await both(token, jwks);

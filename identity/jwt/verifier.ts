@@ -51,7 +51,10 @@ export class JwtVerifier {
     const checked = checkHeader(jws.header, issuer.algorithms);
     if (checked === 'malformed' || checked === 'algorithm_not_allowed' || checked === 'unknown_key' || checked === 'bad_signature') return reject(checked, issuer);
     const alg = checked;
-    const kid = typeof jws.header['kid'] === 'string' ? jws.header['kid'] : undefined;
+    const rawKid = jws.header['kid'];
+    // jose matches no key for a kid that is not a string; neither do we.
+    if (rawKid !== undefined && typeof rawKid !== 'string') return reject('unknown_key', issuer);
+    const kid = rawKid;
 
     let keys = issuer.keys.current();
     if (keys === null) {

@@ -95,7 +95,13 @@ export function credentialKeyFromJwk(member: unknown): CredentialKey | string {
   if (userField !== undefined && (typeof userField !== 'string' || userField.length === 0 || userField.length > MAX_USER_LENGTH)) {
     return `kid ${label}: sub/user is not a non-empty string`;
   }
-  return userField === undefined ? { kid, alg, key } : { kid, alg, key, user: userField };
+  // The WebAuthn user handle (user.id at registration) this credential belongs to: what an assertion's
+  // unsigned userHandle is checked against.
+  const handle = member.user_handle;
+  if (handle !== undefined && (typeof handle !== 'string' || handle.length === 0 || handle.length > MAX_USER_LENGTH || !isBase64Url(handle))) {
+    return `kid ${label}: user_handle is not a non-empty base64url string`;
+  }
+  return { kid, alg, key, ...(userField === undefined ? {} : { user: userField }), ...(handle === undefined ? {} : { userHandle: handle }) };
 }
 
 function algAgrees(alg: WebAuthnAlgorithm, declared: unknown): boolean {

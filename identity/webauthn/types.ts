@@ -26,4 +26,6 @@ export interface CredentialKey {
   readonly key: KeyObject;
   /** The person the credential belongs to (`sub` or `user` of the JWK), if published. */
   readonly user?: string;
+  /** The WebAuthn user handle registered with the credential (`user_handle` of the JWK), if published. */
+  readonly userHandle?: string;
 }

@@ -11,6 +11,8 @@ const issuerSchema = s
     jwks_uri: s.string({ nonEmpty: true }).optional(),
     jwks_file: s.string({ nonEmpty: true }).optional(),
     audiences: s.array(s.string({ nonEmpty: true })).default([]),
+    /** Accept a token whatever its audience: must be said explicitly, as in the Collector's oidc auth. */
+    ignore_audience: s.bool().default(false),
     algorithms: s.array(s.enum(...ASYMMETRIC_ALGORITHMS), { minItems: 1 }).default([...ASYMMETRIC_ALGORITHMS]),
     clock_skew: s.duration().default(60_000),
     required_claims: s.array(s.string({ nonEmpty: true })).default(['exp']),
@@ -18,6 +20,11 @@ const issuerSchema = s
     allow_insecure_http: s.bool().default(false),
   })
   .refine((c) => (c.jwks_uri !== undefined && c.jwks_file !== undefined ? 'set jwks_uri or jwks_file, not both' : null))
+  .refine((c) => {
+    if (c.audiences.length === 0 && !c.ignore_audience) return `issuer ${c.issuer}: set audiences (a token issued to another client must not be accepted) or ignore_audience: true`;
+    if (c.audiences.length > 0 && c.ignore_audience) return `issuer ${c.issuer}: set audiences or ignore_audience, not both`;
+    return null;
+  })
   .refine((c) => {
     if (c.jwks_uri !== undefined || c.jwks_file !== undefined) return null;
     try {

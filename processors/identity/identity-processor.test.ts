@@ -288,7 +288,9 @@ test('keys unavailable: tagged by default; with refuse, the sender gets a retrya
 
 test('config: at least one issuer; discovery needs an https issuer unless http is allowed', () => {
   assert.throws(() => parseOrThrow(identitySchema, {}), /at least one issuer is required under issuers \(or a webauthn section\)/);
-  assert.throws(() => parseOrThrow(identitySchema, { issuers: [{ issuer: 'http://idp.example' }] }), /must be an https URL for OIDC discovery/);
+  assert.throws(() => parseOrThrow(identitySchema, { issuers: [{ issuer: 'http://idp.example', audiences: ['a'] }] }), /must be an https URL for OIDC discovery/);
+  assert.throws(() => parseOrThrow(identitySchema, { issuers: [{ issuer: 'https://idp.example' }] }), /set audiences .* or ignore_audience: true/);
+  assert.equal(parseOrThrow(identitySchema, { issuers: [{ issuer: 'https://idp.example', ignore_audience: true }] }).issuers[0]!.audiences.length, 0);
   assert.throws(() => parseOrThrow(identitySchema, { issuers: [{ issuer: 'x', jwks_uri: 'https://a/jwks', jwks_file: '/k' }] }), /not both/);
   const c = parseOrThrow(identitySchema, { issuers: [{ issuer: 'https://idp.example', audiences: ['a'] }] });
   assert.deepEqual(c.claims, { 'enduser.id': ['sub'], 'user.roles': ['roles', 'groups'] });

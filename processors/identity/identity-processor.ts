@@ -211,7 +211,8 @@ export class IdentityProcessor implements Processor {
         }
       }
       while (end > start && buf[end - 1] === SPACE) end--;
-      if (end === start) {
+      // Oversized: refused before a string is made or anything cached (the cache counts entries, not bytes).
+      if (end === start || end - start > this.config.max_token_bytes) {
         decisions[p] = this.malformed;
         continue;
       }

@@ -33,6 +33,7 @@ export class WebAuthnEvidence {
   private readonly cache: LRUCache<string, Cached>;
   private readonly counts: SignCountStore;
   private readonly replays: ReplayGuard;
+  private readonly oversized: Decision;
 
   constructor(
     private readonly config: WebAuthnConfig,
@@ -69,10 +70,13 @@ export class WebAuthnEvidence {
     this.cache = new LRUCache({ max: cacheEntries });
     this.counts = new SignCountStore(config.max_credentials);
     this.replays = new ReplayGuard(config.max_replay_entries, config.replay_window);
+    this.oversized = this.builder().failure('malformed', 'webauthn', this.label, null, Number.POSITIVE_INFINITY);
   }
 
   /** A cached decision for this assertion on this span, or null when it must be verified. */
   cached(text: string, span: string, nowMs: number): Decision | null {
+    // Oversized: refused without being verified or cached (the cache is bounded in entries, not bytes).
+    if (text.length > MAX_ASSERTION_BYTES) return this.oversized;
     const c = this.cache.get(text);
     if (c === undefined || c.decision.validUntilMs <= nowMs) return null;
     if (c.span === span) return c.decision;
@@ -92,7 +96,6 @@ export class WebAuthnEvidence {
   }
 
   private async check(text: string, traceId: Uint8Array | null, spanId: Uint8Array | null, span: string, nowMs: number): Promise<Decision> {
-    if (text.length > MAX_ASSERTION_BYTES) return this.failure('malformed', text, nowMs);
     const parsed = parseAssertion(text);
     if (!parsed.ok) return this.failure('malformed', text, nowMs);
     const a = parsed.assertion;
@@ -105,18 +108,19 @@ export class WebAuthnEvidence {
       key = keys.get(a.id);
       if (key === undefined) return this.failure('unknown_key', a.id, nowMs, 0);
     }
-    let expected: string | null = null;
-    if (this.config.challenge === 'span') {
-      if (traceId === null || spanId === null) return this.failure('challenge_mismatch', text, nowMs);
-      expected = spanChallenge(traceId, spanId);
-    }
+    // Without ids the assertion can be bound to nothing, and a copy could not be told from the original.
+    if (traceId === null || spanId === null) return this.failure('malformed', text, nowMs, 0);
+    const expected = this.config.challenge === 'span' ? spanChallenge(traceId, spanId) : null;
     const r = verifyAssertion(a, key, this.policy, expected);
     if (!r.ok) return this.failure(r.reason, text, nowMs);
     // Only after the signature verified: a forger must not be able to move the remembered state.
     if (this.config.challenge === 'none' && this.replays.seen(assertionFingerprint(a), nowMs, span)) return this.failure('replayed', text, nowMs);
     const regression = this.counts.observe(a.id, r.signCount) === 'regression';
     if (regression && this.config.on_counter_regression === 'fail') return this.failure('counter_regression', text, nowMs);
-    const user = key.user ?? a.userHandle;
+    // Who is authenticating comes from our own records (WebAuthn L3 §7.2 step 6): the userHandle is not
+    // signed, so it only counts when the credential's published user_handle vouches for it.
+    if (a.userHandle !== null && key.userHandle !== undefined && a.userHandle !== key.userHandle) return this.failure('malformed', text, nowMs);
+    const user = key.user ?? (key.userHandle !== undefined && a.userHandle === key.userHandle ? a.userHandle : null);
     return this.builder().webauthnSuccess(this.config.rp_id, a.id, user, r.userVerified, regression, nowMs + this.ttl.success);
   }
 

@@ -12,6 +12,7 @@ import { TraceBatch } from '../../pipeline/batch.js';
 import type { RequestContext } from '../../pipeline/component.js';
 import { parseOrThrow } from '../../pipeline/schema.js';
 import { spanChallenge } from '../../identity/webauthn/verify.js';
+import { otlpType } from '../../pipeline/otlp-schema.js';
 import { buildRequest, decodeSpans, type SpanSpec } from '../../test/helpers/otlp.js';
 import { RecordingConsumer, processorSettings } from '../../test/helpers/processor-recorder.js';
 import { assert as assertWith, createCredential, jwks, tamper, type TestCredential } from '../../test/helpers/webauthn-authenticator.js';
@@ -204,6 +205,40 @@ test('credential keys from a JWKS URL: a newly registered credential is found by
   const spans = await run(proc, next, [spanWith(id, approve(fresh, id))]);
   assert.equal(spans[0]!.attributes['enduser.id'], 'carol');
   assert.equal(server.requests('/jwks'), 2);
+});
+
+test('the unsigned userHandle names the user only when the credential record vouches for it', async (t) => {
+  const { proc, next } = await setup();
+  t.after(() => proc.shutdown());
+  const eddsa = creds[2]!; // published with user_handle, no user
+  const id1 = ids();
+  const edited = approve(eddsa, id1);
+  edited.response.userHandle = Buffer.from('admin').toString('base64url');
+  const id2 = ids();
+  const spans = await run(proc, next, [spanWith(id1, edited), spanWith(id2, approve(eddsa, id2))]);
+  assert.equal(spans[0]!.attributes['identity.failure'], 'malformed', 'a userHandle other than the registered one');
+  assert.equal(spans[1]!.attributes['enduser.id'], 'dXNlci0z');
+  // A credential whose record names no user: verified, but no enduser.id from the unsigned handle.
+  const anon = createCredential('ES256', { userHandle: Buffer.from('someone').toString('base64url') });
+  const dir = mkdtempSync(join(tmpdir(), 'tw-webauthn-anon-'));
+  const file = join(dir, 'credentials.json');
+  writeFileSync(file, JSON.stringify({ keys: [anon.jwk] }));
+  const other = await setup({ credentials_jwks_file: file });
+  t.after(() => other.proc.shutdown());
+  const id3 = ids();
+  const out = await run(other.proc, other.next, [spanWith(id3, approve(anon, id3))]);
+  assert.equal(out[0]!.attributes['identity.verified'], true);
+  assert.equal(out[0]!.attributes['enduser.id'], undefined);
+});
+
+test('without span ids an assertion cannot be bound to a span or told apart from a copy', async (t) => {
+  const { proc, next } = await setup({ challenge: 'none' });
+  t.after(() => proc.shutdown());
+  const a = assertWith(creds[0]!, { challenge: 'c29tZS1zZXJ2ZXItY2hhbGxlbmdl', origin: ORIGIN, rpId: RP });
+  const T = otlpType('ExportTraceServiceRequest');
+  const bytes = T.encode(T.fromObject({ resourceSpans: [{ scopeSpans: [{ spans: [{ name: 'no-ids', attributes: [{ key: ATTR, value: { stringValue: JSON.stringify(a) } }] }] }] }] })).finish();
+  await proc.consume(new TraceBatch(bytes), CTX);
+  assert.equal(decodeSpans(next.received[0]!.bytes)[0]!.attributes['identity.failure'], 'malformed');
 });
 
 test('rules can require a WebAuthn approval for some spans', async (t) => {

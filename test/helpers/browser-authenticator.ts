@@ -202,9 +202,9 @@ interface PageApi {
   };
 }
 
-/** The credential keys as the JWKS tracewarden reads: kid = credential id, `user` when given. */
+/** The credential keys as the JWKS tracewarden reads: kid = credential id, the registered user handle, `user` when given. */
 export function credentialJwks(creds: { cred: BrowserCredential; user?: string }[]): { keys: Record<string, unknown>[] } {
   return {
-    keys: creds.map(({ cred, user }) => ({ ...cred.jwk, kid: cred.id, alg: cred.alg, use: 'sig', ...(user === undefined ? {} : { user }) })),
+    keys: creds.map(({ cred, user }) => ({ ...cred.jwk, kid: cred.id, alg: cred.alg, use: 'sig', user_handle: cred.userHandle, ...(user === undefined ? {} : { user }) })),
   };
 }

@@ -105,8 +105,8 @@ export function decodeSpans(bytes: Uint8Array): DecodedSpan[] {
     for (const ss of rs.scopeSpans ?? []) {
       for (const sp of ss.spans ?? []) {
         out.push({
-          traceId: Buffer.from(sp['traceId'] as Uint8Array).toString('hex'),
-          spanId: Buffer.from(sp['spanId'] as Uint8Array).toString('hex'),
+          traceId: sp['traceId'] ? Buffer.from(sp['traceId'] as Uint8Array).toString('hex') : '',
+          spanId: sp['spanId'] ? Buffer.from(sp['spanId'] as Uint8Array).toString('hex') : '',
           name: (sp['name'] as string) ?? '',
           attributes: attrsOf(sp['attributes'] as unknown[]),
           resource,

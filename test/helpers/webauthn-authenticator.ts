@@ -15,7 +15,7 @@ export interface TestCredential {
   readonly privateKey: KeyObject;
   readonly publicKey: KeyObject;
   /** Public JWK as published in the credential JWKS: kid = credential id. */
-  readonly jwk: JsonWebKey & { kid: string; alg: TestAlg; user?: string };
+  readonly jwk: JsonWebKey & { kid: string; alg: TestAlg; user?: string; user_handle?: string };
   readonly userHandle: string | null;
   /** Next counter value when assert() is not told one; 0 keeps it a non-counting authenticator. */
   counter: number;
@@ -93,7 +93,8 @@ function coseKeyOf(alg: TestAlg, jwk: JsonWebKey): Uint8Array {
 }
 
 export function jwks(credentials: readonly TestCredential[]): { keys: TestCredential['jwk'][] } {
-  return { keys: credentials.map((c) => c.jwk) };
+  // A registration record knows the credential's user handle: published as `user_handle`.
+  return { keys: credentials.map((c) => (c.userHandle === null ? c.jwk : { ...c.jwk, user_handle: c.userHandle })) };
 }
 
 export function sha256(data: string | Uint8Array): Buffer {
