@@ -983,6 +983,32 @@ export class TraceBatch {
     return n;
   }
 
+  /** Removes every resource attribute whose key is one of `keys`, in one pass. Returns how many. */
+  stripResourceAttributes(resource: number, keys: KeyMatcher): number {
+    const x = this.x;
+    const start = x.rsResStart[resource]!;
+    if (start < 0) return 0;
+    const end = x.rsResEnd[resource]!;
+    const r = this.reader;
+    r.reset(this.bytes, start);
+    let n = 0;
+    while (r.pos < end) {
+      const tagPos = r.pos;
+      const tag = r.uint32(end);
+      if (tag === 0x0a) {
+        const stop = r.lengthDelimitedEnd(end);
+        if (this.readKey(r.pos, stop) && keys.match(this.bytes, this.keyStart, this.keyEnd) >= 0) {
+          this.pushEdit(E_DEL_RES, resource, tagPos, stop);
+          n++;
+        }
+        r.pos = stop;
+      } else {
+        r.skip(tag & 7, end);
+      }
+    }
+    return n;
+  }
+
   /** Reads the KeyValue field starting at `fieldStart` (as recorded by stripSpanAttributes) into `found`. */
   readAttributeAt(fieldStart: number): boolean {
     const r = this.reader;

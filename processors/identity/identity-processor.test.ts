@@ -104,6 +104,13 @@ test('attributes that claim an identity are removed from every span, so none can
   assert.deepEqual(spans[0]!.attributes, { other: 'x' });
 });
 
+test('identity attributes and credentials a sender wrote on its resource are removed too', async (t) => {
+  const { proc, next } = await setup();
+  t.after(() => proc.shutdown());
+  const spans = await run(proc, next, [{ name: 'x', attributes: {} }], { 'service.name': 'checkout', 'enduser.id': 'mallory', 'identity.verified': 'true', [AUTH]: 'Bearer leaked' });
+  assert.deepEqual(spans[0]!.resource, { 'service.name': 'checkout' });
+});
+
 test('invalid credentials: tagged with the reason, or dropped and counted; the credential never survives', async (t) => {
   const tagged = await setup({ on_invalid: 'tag' });
   t.after(() => tagged.proc.shutdown());
