@@ -11,7 +11,7 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { TraceBatch, encodeKey, encodeString } from '../pipeline/batch.js';
+import { KeyMatcher, TraceBatch, encodeKey, encodeString } from '../pipeline/batch.js';
 import { otlpType } from '../pipeline/otlp-schema.js';
 import { decodeSpans } from '../test/helpers/otlp.js';
 import { AUTH, batchOf } from './spans.js';
@@ -27,7 +27,7 @@ const SIZES = (process.env['BENCH_SIZES'] ?? '100,1000,5000').split(',').map(Num
 
 const AUTH_KEY = encodeKey(AUTH);
 const ENDUSER_KEY = encodeKey('enduser.id');
-const STRIP_KEYS = [AUTH_KEY, ENDUSER_KEY];
+const STRIP_KEYS = new KeyMatcher([AUTH_KEY, ENDUSER_KEY]);
 // The identity processor caches the encoded value per verified token, so encoding it once is realistic.
 const ENDUSER_VALUE = encodeString('alice@example.com');
 

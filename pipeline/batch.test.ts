@@ -185,8 +185,8 @@ test('an empty request is a valid batch of zero spans', () => {
 test('removeSpanAttributes strips several keys in one pass; appendSpanAttribute adds without searching', () => {
   const b = new TraceBatch(twoResources());
   const keep = encodeKey('keep');
-  assert.equal(b.removeSpanAttributes(0, [AUTH, keep]), 2);
-  assert.equal(b.removeSpanAttributes(1, [AUTH]), 0);
+  assert.equal(b.removeSpanAttributes(0, new KeyMatcher([AUTH, keep])), 2);
+  assert.equal(b.removeSpanAttributes(1, new KeyMatcher([AUTH])), 0);
   b.appendSpanAttribute(0, encodeKey('enduser.id'), encodeString('bob'));
   const spans = decodeSpans(b.encode());
   assert.deepEqual(spans[0]!.attributes, { 'enduser.id': 'bob' });

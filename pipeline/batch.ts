@@ -904,35 +904,12 @@ export class TraceBatch {
   }
 
   /**
-   * Removes every attribute whose key is any of `keys`, in one pass over the span: what a processor that
+   * Removes every attribute whose key is one of `keys`, in one pass over the span: what a processor that
    * strips several keys (a credential, plus identity attributes a sender may have forged) should use.
    */
-  removeSpanAttributes(span: number, keys: readonly Uint8Array[]): number {
+  removeSpanAttributes(span: number, keys: KeyMatcher): number {
     const x = this.x;
-    const end = x.spEnd[span]!;
-    const r = this.reader;
-    r.reset(this.bytes, x.spStart[span]!);
-    let n = 0;
-    while (r.pos < end) {
-      const tagPos = r.pos;
-      const tag = r.uint32(end);
-      if (tag === 0x4a) {
-        const stop = r.lengthDelimitedEnd(end);
-        if (this.readKey(r.pos, stop)) {
-          for (let k = 0; k < keys.length; k++) {
-            if (bytesEqual(this.bytes, this.keyStart, this.keyEnd, keys[k]!)) {
-              this.pushEdit(E_DEL_SPAN, span, tagPos, stop);
-              n++;
-              break;
-            }
-          }
-        }
-        r.pos = stop;
-      } else {
-        r.skip(tag & 7, end);
-      }
-    }
-    return n;
+    return this.stripIn(x.spStart[span]!, x.spEnd[span]!, 0x4a, E_DEL_SPAN, span, keys, null);
   }
 
   /**
@@ -958,47 +935,30 @@ export class TraceBatch {
       }
       return n;
     }
-    const end = x.spEnd[span]!;
-    const r = this.reader;
-    r.reset(this.bytes, x.spStart[span]!);
-    let n = 0;
-    while (r.pos < end) {
-      const tagPos = r.pos;
-      const tag = r.uint32(end);
-      if (tag === 0x4a) {
-        const stop = r.lengthDelimitedEnd(end);
-        if (this.readKey(r.pos, stop)) {
-          const k = keys.match(this.bytes, this.keyStart, this.keyEnd);
-          if (k >= 0) {
-            if (firstAt[k] === -1) firstAt[k] = tagPos;
-            this.pushEdit(E_DEL_SPAN, span, tagPos, stop);
-            n++;
-          }
-        }
-        r.pos = stop;
-      } else {
-        r.skip(tag & 7, end);
-      }
-    }
-    return n;
+    return this.stripIn(x.spStart[span]!, x.spEnd[span]!, 0x4a, E_DEL_SPAN, span, keys, firstAt);
   }
 
   /** Removes every resource attribute whose key is one of `keys`, in one pass. Returns how many. */
   stripResourceAttributes(resource: number, keys: KeyMatcher): number {
     const x = this.x;
     const start = x.rsResStart[resource]!;
-    if (start < 0) return 0;
-    const end = x.rsResEnd[resource]!;
+    return start < 0 ? 0 : this.stripIn(start, x.rsResEnd[resource]!, 0x0a, E_DEL_RES, resource, keys, null);
+  }
+
+  /** The walk behind the strip methods: KeyValue fields with this tag in [start, end). */
+  private stripIn(start: number, end: number, kvTag: number, kind: number, target: number, keys: KeyMatcher, firstAt: Int32Array | null): number {
     const r = this.reader;
     r.reset(this.bytes, start);
     let n = 0;
     while (r.pos < end) {
       const tagPos = r.pos;
       const tag = r.uint32(end);
-      if (tag === 0x0a) {
+      if (tag === kvTag) {
         const stop = r.lengthDelimitedEnd(end);
-        if (this.readKey(r.pos, stop) && keys.match(this.bytes, this.keyStart, this.keyEnd) >= 0) {
-          this.pushEdit(E_DEL_RES, resource, tagPos, stop);
+        const k = this.readKey(r.pos, stop) ? keys.match(this.bytes, this.keyStart, this.keyEnd) : -1;
+        if (k >= 0) {
+          if (firstAt !== null && firstAt[k] === -1) firstAt[k] = tagPos;
+          this.pushEdit(kind, target, tagPos, stop);
           n++;
         }
         r.pos = stop;
