@@ -48,11 +48,12 @@ export class IdentityProcessor implements Processor {
   private readonly policy: Policy;
   private readonly metrics: IdentityMetrics;
   private readonly audit: AuditLog | null;
-  /** Evidence keys first (in priority order), then every protected key: one strip pass removes them all. */
+  /**
+   * Evidence keys first (in priority order), then every protected key: one strip pass removes them all,
+   * from span attributes and from resource attributes.
+   */
   private readonly stripKeys: KeyMatcher;
   private readonly stripKeyNames: string[];
-  /** Evidence and protected keys, removed from resource attributes too. */
-  private readonly resourceGuard: KeyMatcher;
   private readonly evidenceCount: number;
   private readonly schemes: (Uint8Array | null)[];
   private readonly firstAt: Int32Array;
@@ -100,7 +101,6 @@ export class IdentityProcessor implements Processor {
     if (wa !== undefined) evidence.push(wa.attribute);
     const guarded = protectedKeys(Object.keys(config.claims)).filter((k) => !evidence.includes(k));
     this.stripKeyNames = [...evidence, ...guarded];
-    this.resourceGuard = new KeyMatcher([...evidence, ...guarded].map(encodeKey));
     this.stripKeys = new KeyMatcher(this.stripKeyNames.map(encodeKey));
     this.webauthn =
       wa === undefined
@@ -270,7 +270,7 @@ export class IdentityProcessor implements Processor {
 
     this.apply(batch, decisions);
     // Identity attributes a sender wrote on its resources would show beside the spans in most backends.
-    for (let r = 0; r < batch.resourceCount; r++) batch.stripResourceAttributes(r, this.resourceGuard);
+    for (let r = 0; r < batch.resourceCount; r++) batch.stripResourceAttributes(r, this.stripKeys);
     this.setSenderAttributes(batch, ctx);
     this.metrics.flush();
     const live = batch.liveSpanCount;
