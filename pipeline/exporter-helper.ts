@@ -7,6 +7,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { TraceBatch } from './batch.js';
+import type { ComponentSettings } from './component.js';
 import { PipelineError, asPipelineError } from './errors.js';
 import type { Logger } from './logger.js';
 import { Schema, s, type Infer, type ParseContext, type Path } from './schema.js';
@@ -209,7 +210,27 @@ class Worker {
   }
 }
 
+/** The keys every queued exporter's config has, under the Collector's names. */
+export interface QueuedExporterConfig {
+  sending_queue: SendingQueueConfig;
+  retry_on_failure: RetryConfig;
+  timeout: number;
+}
+
 export class ExporterHelper {
+  /** A helper for an exporter component from its settings and config; `send` makes one attempt. */
+  static forComponent(settings: ComponentSettings, config: QueuedExporterConfig, send: SendFn): ExporterHelper {
+    return new ExporterHelper({
+      id: settings.id,
+      telemetry: settings.telemetry,
+      logger: settings.logger,
+      queue: config.sending_queue,
+      retry: config.retry_on_failure,
+      timeoutMs: config.timeout,
+      send,
+    });
+  }
+
   private readonly id: string;
   private readonly logger: Logger;
   private readonly send: SendFn;

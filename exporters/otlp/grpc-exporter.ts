@@ -77,15 +77,7 @@ export class OtlpGrpcExporter implements Exporter {
     private readonly options: OtlpGrpcExporterOptions = {},
   ) {
     this.logger = settings.logger;
-    this.helper = new ExporterHelper({
-      id: settings.id,
-      telemetry: settings.telemetry,
-      logger: settings.logger,
-      queue: config.sending_queue,
-      retry: config.retry_on_failure,
-      timeoutMs: config.timeout,
-      send: (bytes, spans, deadline, signal) => this.send(bytes, spans, deadline, signal),
-    });
+    this.helper = ExporterHelper.forComponent(settings, config, (bytes, spans, deadline, signal) => this.send(bytes, spans, deadline, signal));
   }
 
   async start(_host: Host): Promise<void> {

@@ -78,15 +78,7 @@ export class OtlpHttpExporter implements Exporter {
     this.logger = settings.logger;
     this.url = tracesUrl(config);
     this.gzip = config.compression === 'gzip';
-    this.helper = new ExporterHelper({
-      id: settings.id,
-      telemetry: settings.telemetry,
-      logger: settings.logger,
-      queue: config.sending_queue,
-      retry: config.retry_on_failure,
-      timeoutMs: config.timeout,
-      send: (bytes, spans, deadline, signal) => this.send(bytes, spans, deadline, signal),
-    });
+    this.helper = ExporterHelper.forComponent(settings, config, (bytes, spans, deadline, signal) => this.send(bytes, spans, deadline, signal));
   }
 
   async start(_host: Host): Promise<void> {
