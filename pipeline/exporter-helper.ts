@@ -8,6 +8,7 @@
 import { setMaxListeners } from 'node:events';
 import type { TraceBatch } from './batch.js';
 import type { ComponentSettings } from './component.js';
+import { settlesBy } from './deadline.js';
 import { PipelineError, asPipelineError } from './errors.js';
 import type { Logger } from './logger.js';
 import { Schema, s, type Infer, type ParseContext, type Path } from './schema.js';
@@ -363,15 +364,7 @@ export class ExporterHelper {
     // A worker backing off past the deadline gives up now rather than sleeping through it.
     for (const w of this.workers) if (w.waiting && w.bytes !== null && w.until > deadline) w.wake(false);
 
-    const all = Promise.all([...this.running, ...this.callerSends]);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      all.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), true);
-      }),
-    ]);
-    clearTimeout(timer);
+    const timedOut = !(await settlesBy(Promise.all([...this.running, ...this.callerSends]), deadline));
     // Batches can also be left over without a timeout: queued before a start that never happened.
     if (timedOut || this.qLen > 0) this.expire();
     this.running = [];

@@ -17,6 +17,7 @@ import type { Counter, Histogram } from 'prom-client';
 import { TraceBatch } from '../../pipeline/batch.js';
 import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
 import { PipelineError, asPipelineError } from '../../pipeline/errors.js';
+import { settlesBy } from '../../pipeline/deadline.js';
 import type { Logger } from '../../pipeline/logger.js';
 import { zeroed, type Telemetry } from '../../pipeline/telemetry.js';
 import type { BatchConfig } from './config.js';
@@ -151,14 +152,7 @@ export class BatchProcessor implements Processor {
     this.stopping = true;
     this.clearTimer();
     this.kick();
-    const work = this.settleAll();
-    const remaining = deadline - Date.now();
-    let guard: NodeJS.Timeout | undefined;
-    const expired = new Promise<boolean>((resolve) => {
-      guard = setTimeout(resolve, Math.max(0, remaining), true);
-    });
-    const timedOut = await Promise.race([work.then(() => false), expired]);
-    clearTimeout(guard);
+    const timedOut = !(await settlesBy(this.settleAll(), deadline));
     if (timedOut && this.pendingSpans > 0) {
       const lost = this.pendingSpans;
       this.pending = [];

@@ -13,7 +13,8 @@ import type { HttpConfig } from './config.js';
 import { decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
 import type { ExportCore, TransportMetrics } from './export-core.js';
 import { closeServer, listen, type BoundAddress } from '../../pipeline/net.js';
-import { loadTls, settlesBy } from './listen.js';
+import { settlesBy } from '../../pipeline/deadline.js';
+import { loadTls } from './listen.js';
 import { encodeRpcStatus, grpcCodeOf, httpStatusOf, retryAfterSeconds } from './status.js';
 
 const EXCHANGE = Symbol('httpExchange');

@@ -1,4 +1,4 @@
-/** TLS material loading and deadline waiting, shared by both transports. */
+/** TLS material loading, shared by both transports. */
 import { readFile } from 'node:fs/promises';
 import type { TlsOptions } from 'node:tls';
 import type { TlsConfig } from './config.js';
@@ -23,17 +23,4 @@ export async function loadTls(tls: TlsConfig): Promise<TlsOptions> {
     opts.rejectUnauthorized = true;
   }
   return opts;
-}
-
-/** True when `p` settles before the deadline (epoch ms), false otherwise. */
-export async function settlesBy(p: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), false);
-  });
-  try {
-    return await Promise.race([p.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
