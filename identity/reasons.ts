@@ -25,3 +25,20 @@ export const FAILURE_REASONS = [
 ] as const;
 
 export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/**
+ * How long a verification failure may be reused. Failures that can change on their own are not cached
+ * (keys come back, a rotated key gets published); the others briefly, so a flood of one bad credential
+ * costs one check. Reasons outside this set (a component's own, such as a missing header) get `ttl`.
+ */
+export function failureCacheTtl(reason: string, ttl: number): number {
+  switch (reason) {
+    case 'keys_unavailable':
+    case 'unknown_key':
+      return 0;
+    case 'not_yet_valid':
+      return Math.min(ttl, 1000);
+    default:
+      return ttl;
+  }
+}

@@ -17,6 +17,7 @@ import { zeroed } from '../../pipeline/telemetry.js';
 import { buildIssuer } from '../../identity/jwt/build.js';
 import type { Issuer } from '../../identity/jwt/issuer.js';
 import { JwtVerifier } from '../../identity/jwt/verifier.js';
+import { failureCacheTtl } from '../../identity/reasons.js';
 import { resolveProviders, type OidcConfig, type ProviderConfig } from './config.js';
 import { AUTH_RESULTS, failureError, fromJwtReason, type AuthFailure, type AuthResult } from './results.js';
 
@@ -173,26 +174,10 @@ export class OidcAuthenticator implements Authenticator {
       }
     } else {
       const result = fromJwtReason(r.reason);
-      d = failed(result, now + this.failureTtl(result));
+      d = failed(result, now + failureCacheTtl(result, this.config.cache.failure_ttl));
     }
     if (d.validUntilMs > now) (d.auth !== null ? this.verified : this.failures).set(token, d);
     return d;
-  }
-
-  /**
-   * Failures that can change on their own are not cached (keys come back, a rotated key gets published);
-   * the others are cached briefly so a flood of one bad token costs one check.
-   */
-  private failureTtl(result: AuthFailure): number {
-    switch (result) {
-      case 'keys_unavailable':
-      case 'unknown_key':
-        return 0;
-      case 'not_yet_valid':
-        return Math.min(this.config.cache.failure_ttl, 1000);
-      default:
-        return this.config.cache.failure_ttl;
-    }
   }
 }
 

@@ -18,7 +18,7 @@ import type { Issuer } from '../../identity/jwt/issuer.js';
 import { buildIssuer } from '../../identity/jwt/build.js';
 import type { KeySource } from '../../identity/keys/key-source.js';
 import { JwtVerifier } from '../../identity/jwt/verifier.js';
-import type { FailureReason } from '../../identity/reasons.js';
+import { failureCacheTtl, type FailureReason } from '../../identity/reasons.js';
 import { zeroed } from '../../pipeline/telemetry.js';
 import { AuditLog } from './audit.js';
 import type { IdentityConfig } from './config.js';
@@ -375,7 +375,7 @@ export class IdentityProcessor implements Processor {
     if (r.ok) {
       d = this.builder.jwtSuccess(token, r.issuer.issuer, r.claims, Math.min(r.expiresAtMs, now + cfg.max_ttl));
     } else {
-      d = this.builder.failure(r.reason, 'jwt', r.issuer?.issuer ?? 'none', token, now + failureTtl(r.reason, cfg.failure_ttl));
+      d = this.builder.failure(r.reason, 'jwt', r.issuer?.issuer ?? 'none', token, now + failureCacheTtl(r.reason, cfg.failure_ttl));
     }
     this.metrics.verification(d.issuer, d.ok ? 'verified' : d.reason!, (performance.now() - t0) / 1000, 'jwt');
     if (d.validUntilMs > now) this.cache.set(token, Buffer.from(token, 'latin1'), d);
@@ -396,22 +396,6 @@ export class IdentityProcessor implements Processor {
         if (enc !== null) batch.setResourceAttribute(r, key, enc);
       }
     }
-  }
-}
-
-/**
- * Failures that can change on their own are not cached (keys come back, a rotated key gets published);
- * the others are cached briefly so a flood of one bad token costs one check.
- */
-function failureTtl(reason: FailureReason, ttl: number): number {
-  switch (reason) {
-    case 'keys_unavailable':
-    case 'unknown_key':
-      return 0;
-    case 'not_yet_valid':
-      return Math.min(ttl, 1000);
-    default:
-      return ttl;
   }
 }
 
