@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KeyMatcher, TraceBatch, encodeKey } from '../pipeline/batch.js';
+import { TraceBatch } from '../pipeline/batch.js';
 import type { RequestContext } from '../pipeline/component.js';
 import { Logger } from '../pipeline/logger.js';
 import { parseOrThrow } from '../pipeline/schema.js';
@@ -48,17 +48,14 @@ async function processor(dir: string, keys: SigningKey[], extra: Record<string, 
 }
 
 /**
- * What the receiver does before the processor sees a batch: the validating scan, recording the attributes
- * the processor declared (as a daemon built from config does).
+ * What the receiver does before the processor sees a batch: the validating scan, with the inspection the
+ * processor declared (as a daemon built from config does).
  */
 function received(bytes: Uint8Array, p: IdentityProcessor): TraceBatch {
-  let watch = watches.get(p);
-  if (watch === undefined) watches.set(p, (watch = new KeyMatcher(p.spanAttributeKeys().map(encodeKey))));
   const b = new TraceBatch(bytes);
-  b.index(watch);
+  b.index(p.inspection());
   return b;
 }
-const watches = new Map<IdentityProcessor, KeyMatcher>();
 
 async function rate(label: string, spansPerBatch: number, batches: Uint8Array[], fn: (bytes: Uint8Array) => Promise<void>): Promise<number> {
   // Warm-up for a while, not one pass: the first passes measure the JIT and fill caches.

@@ -280,7 +280,7 @@ test('an attribute with two key fields is refused: it could be stripped under on
   const kv = Buffer.concat([wrap(1, Buffer.from('x')), wrap(1, Buffer.from('enduser.id')), wrap(2, wrap(1, Buffer.from('admin')))]);
   const span = Buffer.concat([wrap(1, Buffer.alloc(16, 1)), wrap(2, Buffer.alloc(8, 2)), wrap(9, kv)]);
   const bytes = wrap(1, wrap(2, wrap(2, span)));
-  assert.throws(() => new TraceBatch(bytes).index(), /an attribute has more than one key/);
+  assert.throws(() => new TraceBatch(bytes).index(), /KeyValue.key occurs more than once/);
   // The same inside a resource, and nested in a kvlist value.
   const resource = wrap(1, wrap(1, wrap(1, kv)));
   assert.throws(() => new TraceBatch(resource).index(), /more than one key/);

@@ -8,6 +8,10 @@
  * list over the same bytes and index.
  */
 import { invalidArgument } from './errors.js';
+import { Inspection, MIN_TOKEN_RUN, PROTECT_EXACT, PROTECT_PREFIX, tokenShapeIn } from './inspection.js';
+import { KeyMatcher } from './key-matcher.js';
+
+export { KeyMatcher };
 import { WireReader, WT_I32, WT_I64, WT_LEN, WT_VARINT, bytesEqual, lenFieldSize, varintSize, writeLenHeader, writeVarint } from './wire.js';
 
 /** AnyValue oneof field numbers, exposed as the kind of a found attribute value. */
@@ -30,48 +34,21 @@ const E_DEL_RES = 2;
 const E_INS_RES = 3;
 /** An insertion superseded by a later set of the same key on the same target. */
 const E_CANCELLED = 4;
+// Replacements of a whole field (source range a..b) by arena bytes (c..d): in a span's content, in a
+// Resource message, or in a ScopeSpans outside its spans (its InstrumentationScope).
+const E_REP_SPAN = 5;
+const E_REP_RES = 6;
+const E_REP_SCOPE = 7;
 
-/**
- * A fixed set of attribute keys, matched against key bytes in a batch. Keys are bucketed by length, so
- * the many attributes whose key length matches none cost one array read, and the rest compare only the
- * keys of their length. Built once, at start-up.
- */
-export class KeyMatcher {
-  readonly size: number;
-  private readonly byLength: Int32Array[];
-
-  constructor(readonly keys: readonly Uint8Array[]) {
-    this.size = keys.length;
-    const max = keys.reduce((m, k) => Math.max(m, k.length), 0);
-    const buckets: number[][] = Array.from({ length: max + 1 }, () => []);
-    keys.forEach((k, i) => buckets[k.length]!.push(i));
-    this.byLength = buckets.map((b) => Int32Array.from(b));
-  }
-
-  private readonly coverage = new WeakMap<KeyMatcher, boolean>();
-
-  /** Whether every key of `other` is one of these (answered once per pair). */
-  covers(other: KeyMatcher): boolean {
-    if (other === this) return true;
-    let c = this.coverage.get(other);
-    if (c === undefined) {
-      c = other.keys.every((k) => this.match(k, 0, k.length) >= 0);
-      this.coverage.set(other, c);
-    }
-    return c;
-  }
-
-  /** Index of the key equal to buf[start, end), or -1. */
-  match(buf: Uint8Array, start: number, end: number): number {
-    const len = end - start;
-    if (len >= this.byLength.length) return -1;
-    const bucket = this.byLength[len]!;
-    for (let i = 0; i < bucket.length; i++) {
-      const k = bucket[i]!;
-      if (bytesEqual(buf, start, end, this.keys[k]!)) return k;
-    }
-    return -1;
-  }
+function isSpanEdit(k: number): boolean {
+  return k === E_DEL_SPAN || k === E_INS_SPAN || k === E_REP_SPAN;
+}
+/** Deletions and replacements: edits at a source offset, applied in offset order. */
+function isPlaced(k: number): boolean {
+  return k === E_DEL_SPAN || k === E_DEL_RES || k === E_REP_SPAN || k === E_REP_RES || k === E_REP_SCOPE;
+}
+function isReplacement(k: number): boolean {
+  return k === E_REP_SPAN || k === E_REP_RES || k === E_REP_SCOPE;
 }
 
 /** The index: parallel typed arrays, one entry per resource, scope and span, in byte order. */
@@ -88,10 +65,12 @@ class BatchIndex {
   rsResEnd: Int32Array;
   rsFirstScope: Int32Array;
   rsScopeCount: Int32Array;
-  // ScopeSpans.
+  // ScopeSpans, and its InstrumentationScope field (tag offset and end; -1 when absent).
   ssTag: Int32Array;
   ssStart: Int32Array;
   ssEnd: Int32Array;
+  ssScopeTag: Int32Array;
+  ssScopeEnd: Int32Array;
   ssResource: Int32Array;
   ssFirstSpan: Int32Array;
   ssSpanCount: Int32Array;
@@ -104,7 +83,13 @@ class BatchIndex {
   spSpanId: Int32Array;
   spName: Int32Array;
   spNameEnd: Int32Array;
-  // Watched span attributes (keys the pipeline's processors strip or read on every span), found by the
+  // What the scan was asked to look for, and the units it marked for a close look (1 = marked).
+  inspection: Inspection | null = null;
+  rsMark: Uint8Array;
+  ssMark: Uint8Array;
+  spMark: Uint8Array;
+  marked = 0;
+  // Watched span attributes (protected keys, which processors strip on every span), found by the
   // validating scan so no processor walks the span again: per span a run of entries in span order.
   watch: KeyMatcher | null = null;
   watched = 0;
@@ -133,12 +118,16 @@ class BatchIndex {
     this.rsResEnd = new Int32Array(r);
     this.rsFirstScope = new Int32Array(r);
     this.rsScopeCount = new Int32Array(r);
+    this.rsMark = new Uint8Array(r);
     this.ssTag = new Int32Array(s);
     this.ssStart = new Int32Array(s);
     this.ssEnd = new Int32Array(s);
+    this.ssScopeTag = new Int32Array(s);
+    this.ssScopeEnd = new Int32Array(s);
     this.ssResource = new Int32Array(s);
     this.ssFirstSpan = new Int32Array(s);
     this.ssSpanCount = new Int32Array(s);
+    this.ssMark = new Uint8Array(s);
     this.spTag = new Int32Array(p);
     this.spStart = new Int32Array(p);
     this.spEnd = new Int32Array(p);
@@ -149,6 +138,7 @@ class BatchIndex {
     this.spNameEnd = new Int32Array(p);
     this.spWatchFirst = new Int32Array(p);
     this.spWatchCount = new Int32Array(p);
+    this.spMark = new Uint8Array(p);
     this.wTag = new Int32Array(16);
     this.wStart = new Int32Array(16);
     this.wEnd = new Int32Array(16);
@@ -164,7 +154,7 @@ class BatchIndex {
 
   /** Bytes the index would hold with these capacities; throws when over the budget. */
   private checkBudget(resources: number, scopes: number, spans: number): void {
-    if ((resources * 8 + scopes * 6 + spans * 10) * 4 > this.budget) {
+    if ((resources * 9 + scopes * 9 + spans * 11) * 4 > this.budget) {
       throw invalidArgument('the request holds too many resources, scopes or spans for its size');
     }
   }
@@ -180,6 +170,7 @@ class BatchIndex {
     this.rsResEnd = grow(this.rsResEnd, n);
     this.rsFirstScope = grow(this.rsFirstScope, n);
     this.rsScopeCount = grow(this.rsScopeCount, n);
+    this.rsMark = growBytes(this.rsMark, n);
   }
 
   growScopes(): void {
@@ -188,9 +179,12 @@ class BatchIndex {
     this.ssTag = grow(this.ssTag, n);
     this.ssStart = grow(this.ssStart, n);
     this.ssEnd = grow(this.ssEnd, n);
+    this.ssScopeTag = grow(this.ssScopeTag, n);
+    this.ssScopeEnd = grow(this.ssScopeEnd, n);
     this.ssResource = grow(this.ssResource, n);
     this.ssFirstSpan = grow(this.ssFirstSpan, n);
     this.ssSpanCount = grow(this.ssSpanCount, n);
+    this.ssMark = growBytes(this.ssMark, n);
   }
 
   growSpans(): void {
@@ -206,6 +200,7 @@ class BatchIndex {
     this.spNameEnd = grow(this.spNameEnd, n);
     this.spWatchFirst = grow(this.spWatchFirst, n);
     this.spWatchCount = grow(this.spWatchCount, n);
+    this.spMark = growBytes(this.spMark, n);
   }
 }
 
@@ -215,47 +210,82 @@ function grow(a: Int32Array, n: number): Int32Array {
   return b;
 }
 
+function growBytes(a: Uint8Array, n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  b.set(a);
+  return b;
+}
+
+// The attribute lists an inspection tells apart: span and resource attributes are stripped of protected
+// keys by the processor's own pass; the others are only marked.
+const LIST_SPAN = 0;
+const LIST_RESOURCE = 1;
+const LIST_OTHER = 2;
+// The unit being scanned, which an inspection hit marks.
+const UNIT_NONE = 0;
+const UNIT_RESOURCE = 1;
+const UNIT_SCOPE = 2;
+const UNIT_SPAN = 3;
+
 /**
  * Walks an ExportTraceServiceRequest, validating every nested message against the OTLP trace schema
  * (wire types, lengths, id sizes, nesting depth) and recording the index. Unknown fields are validated
  * for framing and kept. One scanner is shared: scanning is synchronous and never re-entered.
+ *
+ * One view of the bytes. Protobuf lets a singular field occur more than once: a decoder merges repeated
+ * embedded messages and keeps the last scalar. Anything that reads only one occurrence would then inspect
+ * something other than what the backend decodes (a forged attribute in the first copy of a `resource`
+ * field, a credential in the first of two `value`s). So every singular field of the trace schema, and
+ * every member of a oneof, may occur at most once; a request where one occurs twice is refused with
+ * INVALID_ARGUMENT naming the field. No conforming encoder writes such a request. Repeated fields
+ * (spans, attributes, events, links) are lists and are read as lists: every occurrence counts.
  */
 class Scanner {
   private r = new WireReader();
   private ix!: BatchIndex;
 
-  private watch: KeyMatcher | null = null;
+  private insp: Inspection | null = null;
   private buf: Uint8Array = new Uint8Array(0);
-  // Key range of the last depth-0 KeyValue walked, for watching.
-  private keyStart = -1;
-  private keyEnd = -1;
+  private unit = UNIT_NONE;
+  private unitIndex = 0;
+  // Whether the depth-0 KeyValue just walked has a protected key (span attributes: indexed as watched).
+  private watchHit = false;
+  // While an attribute's value is walked, marks wait for its key: the value of a protected key that the
+  // processor strips anyway (the credential itself) marks nothing.
+  private deferring = false;
+  private deferred = false;
 
-  scan(buf: Uint8Array, watch: KeyMatcher | null = null): BatchIndex {
-    // A span is rarely under 60 bytes on the wire; start near the right size to avoid regrowth.
+  scan(buf: Uint8Array, insp: Inspection | null = null): BatchIndex {
     // Most spans are a few hundred bytes or more; an index sized for 60-byte spans over-allocates (and the
     // garbage collector pays) for every realistic batch. Regrowth is cheap.
     const ix = new BatchIndex((buf.length / 256) | 0, buf.length);
-    ix.watch = watch;
+    ix.inspection = insp;
+    ix.watch = insp === null ? null : insp.protect;
     this.ix = ix;
-    this.watch = watch;
+    this.insp = insp;
     this.buf = buf;
+    this.unit = UNIT_NONE;
+    this.deferring = false;
     const r = this.r;
     r.reset(buf, 0);
     const end = buf.length;
-    while (r.pos < end) {
-      const tagStart = r.pos;
-      const tag = r.uint32(end);
-      if (tag >>> 3 === 1 && (tag & 7) === WT_LEN) {
-        const stop = r.lengthDelimitedEnd(end);
-        this.resourceSpans(tagStart, r.pos, stop);
-        r.pos = stop;
-      } else {
-        this.unknown(tag, end);
+    try {
+      while (r.pos < end) {
+        const tagStart = r.pos;
+        const tag = r.uint32(end);
+        if (tag >>> 3 === 1 && (tag & 7) === WT_LEN) {
+          const stop = r.lengthDelimitedEnd(end);
+          this.resourceSpans(tagStart, r.pos, stop);
+          r.pos = stop;
+        } else {
+          this.unknown(tag, end);
+        }
       }
+    } finally {
+      this.ix = undefined as unknown as BatchIndex;
+      this.insp = null;
+      this.buf = new Uint8Array(0);
     }
-    this.ix = undefined as unknown as BatchIndex;
-    this.watch = null;
-    this.buf = new Uint8Array(0);
     return ix;
   }
 
@@ -266,6 +296,42 @@ class Scanner {
 
   private expect(tag: number, wireType: number, what: string): void {
     if ((tag & 7) !== wireType) throw invalidArgument(`${what} has wire type ${tag & 7}, expected ${wireType}`);
+  }
+
+  /** Records singular field `field` (by its bit in `seen`) and refuses a second occurrence. */
+  private once(seen: number, field: number, what: string): number {
+    const bit = 1 << field;
+    if ((seen & bit) !== 0) throw invalidArgument(`${what} occurs more than once (a singular field must be sent once)`);
+    return seen | bit;
+  }
+
+  /** Marks the unit being scanned for a close look by the processor that asked for the inspection. */
+  private mark(): void {
+    if (this.deferring) {
+      this.deferred = true;
+      return;
+    }
+    const ix = this.ix;
+    const u = this.unit;
+    const i = this.unitIndex;
+    const marks = u === UNIT_SPAN ? ix.spMark : u === UNIT_SCOPE ? ix.ssMark : u === UNIT_RESOURCE ? ix.rsMark : null;
+    if (marks !== null && marks[i] === 0) {
+      marks[i] = 1;
+      ix.marked++;
+    }
+  }
+
+  /** A string field of the schema: skipped, and looked into when tokens are inspected. */
+  private text(end: number): void {
+    const r = this.r;
+    const stop = r.lengthDelimitedEnd(end);
+    this.checkText(r.pos, stop);
+    r.pos = stop;
+  }
+
+  private checkText(start: number, end: number): void {
+    const insp = this.insp;
+    if (insp !== null && insp.tokens && end - start >= MIN_TOKEN_RUN && tokenShapeIn(this.buf, start, end)) this.mark();
   }
 
   private resourceSpans(tagStart: number, start: number, end: number): void {
@@ -281,17 +347,22 @@ class Scanner {
     ix.rsFirstScope[ri] = ix.scopes;
     ix.rsScopeCount[ri] = 0;
     const r = this.r;
+    let seen = 0;
     while (r.pos < end) {
       const fieldTag = r.pos;
       const tag = r.uint32(end);
       switch (tag >>> 3) {
         case 1: {
           this.expect(tag, WT_LEN, 'ResourceSpans.resource');
+          seen = this.once(seen, 1, 'ResourceSpans.resource');
           const stop = r.lengthDelimitedEnd(end);
           ix.rsResTag[ri] = fieldTag;
           ix.rsResStart[ri] = r.pos;
           ix.rsResEnd[ri] = stop;
+          this.unit = UNIT_RESOURCE;
+          this.unitIndex = ri;
           this.resource(stop);
+          this.unit = UNIT_NONE;
           break;
         }
         case 2: {
@@ -302,6 +373,11 @@ class Scanner {
           r.pos = stop;
           break;
         }
+        case 3:
+          this.expect(tag, WT_LEN, 'ResourceSpans.schema_url');
+          seen = this.once(seen, 3, 'ResourceSpans.schema_url');
+          r.pos = r.lengthDelimitedEnd(end);
+          break;
         default:
           this.unknown(tag, end);
       }
@@ -310,13 +386,21 @@ class Scanner {
 
   private resource(end: number): void {
     const r = this.r;
+    let seen = 0;
     while (r.pos < end) {
       const tag = r.uint32(end);
-      if (tag >>> 3 === 1) {
-        this.expect(tag, WT_LEN, 'Resource.attributes');
-        this.keyValue(r.lengthDelimitedEnd(end), 0);
-      } else {
-        this.unknown(tag, end);
+      switch (tag >>> 3) {
+        case 1:
+          this.expect(tag, WT_LEN, 'Resource.attributes');
+          this.keyValue(r.lengthDelimitedEnd(end), 0, LIST_RESOURCE);
+          break;
+        case 2:
+          this.expect(tag, WT_VARINT, 'Resource.dropped_attributes_count');
+          seen = this.once(seen, 2, 'Resource.dropped_attributes_count');
+          r.skipVarint(end);
+          break;
+        default:
+          this.unknown(tag, end);
       }
     }
   }
@@ -328,17 +412,27 @@ class Scanner {
     ix.ssTag[si] = tagStart;
     ix.ssStart[si] = start;
     ix.ssEnd[si] = end;
+    ix.ssScopeTag[si] = -1;
+    ix.ssScopeEnd[si] = -1;
     ix.ssResource[si] = ri;
     ix.ssFirstSpan[si] = ix.spans;
     ix.ssSpanCount[si] = 0;
     const r = this.r;
+    let seen = 0;
     while (r.pos < end) {
       const fieldTag = r.pos;
       const tag = r.uint32(end);
       switch (tag >>> 3) {
         case 1: {
           this.expect(tag, WT_LEN, 'ScopeSpans.scope');
-          this.scope(r.lengthDelimitedEnd(end));
+          seen = this.once(seen, 1, 'ScopeSpans.scope');
+          const stop = r.lengthDelimitedEnd(end);
+          ix.ssScopeTag[si] = fieldTag;
+          ix.ssScopeEnd[si] = stop;
+          this.unit = UNIT_SCOPE;
+          this.unitIndex = si;
+          this.scope(stop);
+          this.unit = UNIT_NONE;
           break;
         }
         case 2: {
@@ -348,6 +442,11 @@ class Scanner {
           ix.ssSpanCount[si]!++;
           break;
         }
+        case 3:
+          this.expect(tag, WT_LEN, 'ScopeSpans.schema_url');
+          seen = this.once(seen, 3, 'ScopeSpans.schema_url');
+          r.pos = r.lengthDelimitedEnd(end);
+          break;
         default:
           this.unknown(tag, end);
       }
@@ -356,17 +455,28 @@ class Scanner {
 
   private scope(end: number): void {
     const r = this.r;
+    let seen = 0;
     while (r.pos < end) {
       const tag = r.uint32(end);
       switch (tag >>> 3) {
         case 1:
+          this.expect(tag, WT_LEN, 'InstrumentationScope.name');
+          seen = this.once(seen, 1, 'InstrumentationScope.name');
+          this.text(end);
+          break;
         case 2:
-          this.expect(tag, WT_LEN, 'InstrumentationScope name/version');
-          r.pos = r.lengthDelimitedEnd(end);
+          this.expect(tag, WT_LEN, 'InstrumentationScope.version');
+          seen = this.once(seen, 2, 'InstrumentationScope.version');
+          this.text(end);
           break;
         case 3:
           this.expect(tag, WT_LEN, 'InstrumentationScope.attributes');
-          this.keyValue(r.lengthDelimitedEnd(end), 0);
+          this.keyValue(r.lengthDelimitedEnd(end), 0, LIST_OTHER);
+          break;
+        case 4:
+          this.expect(tag, WT_VARINT, 'InstrumentationScope.dropped_attributes_count');
+          seen = this.once(seen, 4, 'InstrumentationScope.dropped_attributes_count');
+          r.skipVarint(end);
           break;
         default:
           this.unknown(tag, end);
@@ -387,14 +497,18 @@ class Scanner {
     ix.spName[pi] = -1;
     ix.spNameEnd[pi] = -1;
     ix.spWatchFirst[pi] = ix.watched;
-    const watch = this.watch;
+    this.unit = UNIT_SPAN;
+    this.unitIndex = pi;
     const r = this.r;
+    let seen = 0;
     while (r.pos < end) {
       const fieldTag = r.pos;
       const tag = r.uint32(end);
-      switch (tag >>> 3) {
+      const field = tag >>> 3;
+      switch (field) {
         case 1: {
           this.expect(tag, WT_LEN, 'Span.trace_id');
+          seen = this.once(seen, 1, 'Span.trace_id');
           const stop = r.lengthDelimitedEnd(end);
           const len = stop - r.pos;
           if (len !== TRACE_ID_LEN && len !== 0) throw invalidArgument(`trace_id is ${len} bytes, expected 16`);
@@ -404,23 +518,27 @@ class Scanner {
         }
         case 2:
         case 4: {
-          this.expect(tag, WT_LEN, 'Span span_id/parent_span_id');
+          this.expect(tag, WT_LEN, field === 2 ? 'Span.span_id' : 'Span.parent_span_id');
+          seen = this.once(seen, field, field === 2 ? 'Span.span_id' : 'Span.parent_span_id');
           const stop = r.lengthDelimitedEnd(end);
           const len = stop - r.pos;
           if (len !== SPAN_ID_LEN && len !== 0) throw invalidArgument(`span id is ${len} bytes, expected 8`);
-          if (tag >>> 3 === 2) ix.spSpanId[pi] = len === 0 ? -1 : r.pos;
+          if (field === 2) ix.spSpanId[pi] = len === 0 ? -1 : r.pos;
           r.pos = stop;
           break;
         }
         case 3:
           this.expect(tag, WT_LEN, 'Span.trace_state');
-          r.pos = r.lengthDelimitedEnd(end);
+          seen = this.once(seen, 3, 'Span.trace_state');
+          this.text(end);
           break;
         case 5: {
           this.expect(tag, WT_LEN, 'Span.name');
+          seen = this.once(seen, 5, 'Span.name');
           const stop = r.lengthDelimitedEnd(end);
           ix.spName[pi] = r.pos;
           ix.spNameEnd[pi] = stop;
+          this.checkText(r.pos, stop);
           r.pos = stop;
           break;
         }
@@ -428,21 +546,23 @@ class Scanner {
         case 10:
         case 12:
         case 14:
-          this.expect(tag, WT_VARINT, 'Span varint field');
+          this.expect(tag, WT_VARINT, SPAN_VARINTS[field]!);
+          seen = this.once(seen, field, SPAN_VARINTS[field]!);
           r.skipVarint(end);
           break;
         case 7:
         case 8:
-          this.expect(tag, WT_I64, 'Span timestamp');
+          this.expect(tag, WT_I64, field === 7 ? 'Span.start_time_unix_nano' : 'Span.end_time_unix_nano');
+          seen = this.once(seen, field, field === 7 ? 'Span.start_time_unix_nano' : 'Span.end_time_unix_nano');
           r.skip(WT_I64, end);
           break;
         case 9: {
           this.expect(tag, WT_LEN, 'Span.attributes');
           const stop = r.lengthDelimitedEnd(end);
           const start = r.pos;
-          this.keyStart = -1;
-          this.keyValue(stop, 0);
-          if (watch !== null && this.keyStart >= 0 && watch.match(this.buf, this.keyStart, this.keyEnd) >= 0) {
+          this.watchHit = false;
+          this.keyValue(stop, 0, LIST_SPAN);
+          if (this.watchHit) {
             if (ix.watched === ix.wTag.length) ix.growWatched();
             const w = ix.watched++;
             ix.wTag[w] = fieldTag;
@@ -461,10 +581,12 @@ class Scanner {
           break;
         case 15:
           this.expect(tag, WT_LEN, 'Span.status');
+          seen = this.once(seen, 15, 'Span.status');
           this.status(r.lengthDelimitedEnd(end));
           break;
         case 16:
           this.expect(tag, WT_I32, 'Span.flags');
+          seen = this.once(seen, 16, 'Span.flags');
           r.skip(WT_I32, end);
           break;
         default:
@@ -472,24 +594,33 @@ class Scanner {
       }
     }
     ix.spWatchCount[pi] = ix.watched - ix.spWatchFirst[pi]!;
+    this.unit = UNIT_NONE;
   }
 
   private event(end: number): void {
     const r = this.r;
+    let seen = 0;
     while (r.pos < end) {
       const tag = r.uint32(end);
       switch (tag >>> 3) {
         case 1:
           this.expect(tag, WT_I64, 'Event.time_unix_nano');
+          seen = this.once(seen, 1, 'Event.time_unix_nano');
           r.skip(WT_I64, end);
           break;
         case 2:
           this.expect(tag, WT_LEN, 'Event.name');
-          r.pos = r.lengthDelimitedEnd(end);
+          seen = this.once(seen, 2, 'Event.name');
+          this.text(end);
           break;
         case 3:
           this.expect(tag, WT_LEN, 'Event.attributes');
-          this.keyValue(r.lengthDelimitedEnd(end), 0);
+          this.keyValue(r.lengthDelimitedEnd(end), 0, LIST_OTHER);
+          break;
+        case 4:
+          this.expect(tag, WT_VARINT, 'Event.dropped_attributes_count');
+          seen = this.once(seen, 4, 'Event.dropped_attributes_count');
+          r.skipVarint(end);
           break;
         default:
           this.unknown(tag, end);
@@ -499,21 +630,34 @@ class Scanner {
 
   private link(end: number): void {
     const r = this.r;
+    let seen = 0;
     while (r.pos < end) {
       const tag = r.uint32(end);
-      switch (tag >>> 3) {
+      const field = tag >>> 3;
+      switch (field) {
         case 1:
         case 2:
-        case 3:
-          this.expect(tag, WT_LEN, 'Link id/trace_state');
+          this.expect(tag, WT_LEN, field === 1 ? 'Link.trace_id' : 'Link.span_id');
+          seen = this.once(seen, field, field === 1 ? 'Link.trace_id' : 'Link.span_id');
           r.pos = r.lengthDelimitedEnd(end);
+          break;
+        case 3:
+          this.expect(tag, WT_LEN, 'Link.trace_state');
+          seen = this.once(seen, 3, 'Link.trace_state');
+          this.text(end);
           break;
         case 4:
           this.expect(tag, WT_LEN, 'Link.attributes');
-          this.keyValue(r.lengthDelimitedEnd(end), 0);
+          this.keyValue(r.lengthDelimitedEnd(end), 0, LIST_OTHER);
+          break;
+        case 5:
+          this.expect(tag, WT_VARINT, 'Link.dropped_attributes_count');
+          seen = this.once(seen, 5, 'Link.dropped_attributes_count');
+          r.skipVarint(end);
           break;
         case 6:
           this.expect(tag, WT_I32, 'Link.flags');
+          seen = this.once(seen, 6, 'Link.flags');
           r.skip(WT_I32, end);
           break;
         default:
@@ -524,13 +668,16 @@ class Scanner {
 
   private status(end: number): void {
     const r = this.r;
+    let seen = 0;
     while (r.pos < end) {
       const tag = r.uint32(end);
       if (tag >>> 3 === 2) {
         this.expect(tag, WT_LEN, 'Status.message');
-        r.pos = r.lengthDelimitedEnd(end);
+        seen = this.once(seen, 2, 'Status.message');
+        this.text(end);
       } else if (tag >>> 3 === 3) {
         this.expect(tag, WT_VARINT, 'Status.code');
+        seen = this.once(seen, 3, 'Status.code');
         r.skipVarint(end);
       } else {
         this.unknown(tag, end);
@@ -538,42 +685,86 @@ class Scanner {
     }
   }
 
-  /** KeyValue at r.pos up to `end`; leaves r.pos at `end`. */
-  private keyValue(end: number, depth: number): void {
+  /** KeyValue at r.pos up to `end`, in attribute list `list` when at depth 0; leaves r.pos at `end`. */
+  private keyValue(end: number, depth: number, list: number): void {
     const r = this.r;
-    let keys = 0;
+    let keyStart = -1;
+    let keyEnd = -1;
+    let valueStart = -1;
+    let valueEnd = -1;
+    const top = depth === 0 && this.insp !== null;
+    if (top) {
+      this.deferring = true;
+      this.deferred = false;
+    }
     while (r.pos < end) {
       const tag = r.uint32(end);
       if (tag >>> 3 === 1) {
         this.expect(tag, WT_LEN, 'KeyValue.key');
         // Decoders keep the last of repeated fields; anything matching keys here would read the first.
         // One attribute with two keys could then be stripped under one name and exported under another.
-        if (++keys > 1) throw invalidArgument('an attribute has more than one key');
-        const stop = r.lengthDelimitedEnd(end);
-        if (depth === 0) {
-          this.keyStart = r.pos;
-          this.keyEnd = stop;
-        }
-        r.pos = stop;
+        if (keyStart >= 0) throw invalidArgument('KeyValue.key occurs more than once (an attribute has more than one key)');
+        keyEnd = r.lengthDelimitedEnd(end);
+        keyStart = r.pos;
+        r.pos = keyEnd;
       } else if (tag >>> 3 === 2) {
         this.expect(tag, WT_LEN, 'KeyValue.value');
-        this.anyValue(r.lengthDelimitedEnd(end), depth);
+        if (valueStart >= 0) throw invalidArgument('KeyValue.value occurs more than once (an attribute has one value)');
+        valueEnd = r.lengthDelimitedEnd(end);
+        valueStart = r.pos;
+        this.anyValue(valueEnd, depth);
       } else {
         this.unknown(tag, end);
       }
+    }
+    const insp = this.insp;
+    if (insp === null) return;
+    if (top) this.deferring = false;
+    if (keyStart < 0) {
+      if (this.deferred) this.mark();
+      return;
+    }
+    const buf = this.buf;
+    if (top) {
+      const cls = insp.protectedClass(buf, keyStart, keyEnd);
+      if (cls !== 0) {
+        // Protected keys on spans and resources are the processor's own strip pass's work; a dotted prefix
+        // (`identity` holding {verified: true}) and protected keys in other lists need a close look.
+        if (list === LIST_OTHER || (cls & PROTECT_PREFIX) !== 0) this.mark();
+        if (list !== LIST_OTHER && (cls & PROTECT_EXACT) !== 0) {
+          this.watchHit = list === LIST_SPAN;
+          return;
+        }
+      }
+      if (this.deferred) this.mark();
+    }
+    if (insp.sensitiveTail(buf, keyStart, keyEnd)) {
+      this.mark();
+      return;
+    }
+    // A URL attribute's string value (the AnyValue holds one field, its string: tag 0x0a).
+    if (insp.urls !== null && valueStart >= 0 && valueEnd - valueStart > 2 && buf[valueStart] === 0x0a && insp.urls.match(buf, keyStart, keyEnd) >= 0) {
+      r.pos = valueStart + 1;
+      const stop = r.lengthDelimitedEnd(valueEnd);
+      if (insp.secretParamIn(buf, r.pos, stop)) this.mark();
+      r.pos = end;
     }
   }
 
   private anyValue(end: number, depth: number): void {
     if (depth > MAX_VALUE_DEPTH) throw invalidArgument('attribute values nested too deeply');
     const r = this.r;
+    let fields = 0;
     while (r.pos < end) {
       const tag = r.uint32(end);
-      switch (tag >>> 3) {
+      const field = tag >>> 3;
+      // AnyValue is a oneof: a decoder keeps the last member sent, so a second one would be a second view.
+      if (field >= VALUE_STRING && field <= VALUE_BYTES && ++fields > 1) throw invalidArgument('AnyValue has more than one value (a oneof must be sent once)');
+      switch (field) {
         case VALUE_STRING:
         case VALUE_BYTES:
           this.expect(tag, WT_LEN, 'AnyValue string/bytes');
-          r.pos = r.lengthDelimitedEnd(end);
+          this.text(end);
           break;
         case VALUE_BOOL:
         case VALUE_INT:
@@ -588,14 +779,14 @@ class Scanner {
         case VALUE_KVLIST: {
           this.expect(tag, WT_LEN, 'AnyValue array/kvlist');
           const stop = r.lengthDelimitedEnd(end);
-          const isArray = tag >>> 3 === VALUE_ARRAY;
+          const isArray = field === VALUE_ARRAY;
           while (r.pos < stop) {
             const t = r.uint32(stop);
             if (t >>> 3 === 1) {
               this.expect(t, WT_LEN, 'ArrayValue/KeyValueList values');
               const s = r.lengthDelimitedEnd(stop);
               if (isArray) this.anyValue(s, depth + 1);
-              else this.keyValue(s, depth + 1);
+              else this.keyValue(s, depth + 1, LIST_OTHER);
             } else {
               this.unknown(t, stop);
             }
@@ -608,6 +799,13 @@ class Scanner {
     }
   }
 }
+
+const SPAN_VARINTS: Record<number, string> = {
+  6: 'Span.kind',
+  10: 'Span.dropped_attributes_count',
+  12: 'Span.dropped_events_count',
+  14: 'Span.dropped_links_count',
+};
 
 const scanner = new Scanner();
 
@@ -639,6 +837,8 @@ export class TraceBatch {
   private eTarget: Int32Array | null = null;
   private eA: Int32Array | null = null;
   private eB: Int32Array | null = null;
+  private eC: Int32Array | null = null;
+  private eD: Int32Array | null = null;
   private arena: Uint8Array | null = null;
   private arenaUsed = 0;
   private dropped: Uint8Array | null = null;
@@ -668,12 +868,59 @@ export class TraceBatch {
   }
 
   /**
-   * Builds the index if it is not built yet; throws INVALID_ARGUMENT for malformed bytes. With `watch`,
-   * the scan also records where span attributes with those keys are, so processors that strip or read
-   * them on every span need not walk the span again (the receiver passes the keys its pipelines declared).
+   * Builds the index if it is not built yet; throws INVALID_ARGUMENT for malformed bytes. With an
+   * inspection, the scan also records where protected span attributes are (so processors that strip them
+   * on every span need not walk the span again) and marks the units that need a close look (the receiver
+   * passes the inspection its pipelines' processors declared).
    */
-  index(watch: KeyMatcher | null = null): void {
-    if (this.ix === null) this.ix = scanner.scan(this.bytes, watch);
+  index(inspection: Inspection | null = null): void {
+    if (this.ix === null) this.ix = scanner.scan(this.bytes, inspection);
+  }
+
+  /**
+   * Makes sure the index was built with this inspection (or one that marks the same units), scanning the
+   * bytes again when it was not. Edits stay valid: they refer to byte offsets and span numbers, which a
+   * scan of the same bytes reproduces.
+   */
+  inspect(inspection: Inspection): void {
+    const x = this.ix;
+    if (x !== null && x.inspection !== null && (x.inspection === inspection || x.inspection.signature === inspection.signature)) return;
+    this.ix = scanner.scan(this.bytes, inspection);
+  }
+
+  /** Units the inspection marked for a close look (0 when none, or without an inspection). */
+  get markedCount(): number {
+    return this.x.marked;
+  }
+  spanMarked(span: number): boolean {
+    return this.x.spMark[span] === 1;
+  }
+  scopeMarked(scope: number): boolean {
+    return this.x.ssMark[scope] === 1;
+  }
+  resourceMarked(resource: number): boolean {
+    return this.x.rsMark[resource] === 1;
+  }
+  /** Content range of span `span` (inside its length prefix). */
+  spanStart(span: number): number {
+    return this.x.spStart[span]!;
+  }
+  spanEnd(span: number): number {
+    return this.x.spEnd[span]!;
+  }
+  /** Content range of resource `resource`'s Resource message; start is -1 when it has none. */
+  resourceStart(resource: number): number {
+    return this.x.rsResStart[resource]!;
+  }
+  resourceEnd(resource: number): number {
+    return this.x.rsResEnd[resource]!;
+  }
+  /** The InstrumentationScope field of scope `scope`, tag to end; start is -1 when it has none. */
+  scopeFieldStart(scope: number): number {
+    return this.x.ssScopeTag[scope]!;
+  }
+  scopeFieldEnd(scope: number): number {
+    return this.x.ssScopeEnd[scope]!;
   }
 
   private get x(): BatchIndex {
@@ -753,6 +1000,13 @@ export class TraceBatch {
       return false;
     }
     return this.findIn(s, x.rsResEnd[resource]!, 1, key, 0);
+  }
+
+  /** Like findResourceAttribute, continuing after the last match. */
+  findNextResourceAttribute(resource: number, key: Uint8Array): boolean {
+    const x = this.x;
+    const from = this.found.fieldEnd;
+    return from >= 0 && x.rsResStart[resource]! >= 0 && this.findIn(x.rsResStart[resource]!, x.rsResEnd[resource]!, 1, key, from);
   }
 
   private findIn(start: number, end: number, field: number, key: Uint8Array, from: number): boolean {
@@ -1121,23 +1375,29 @@ export class TraceBatch {
     return start;
   }
 
-  private pushEdit(kind: number, target: number, a: number, b: number): void {
+  private pushEdit(kind: number, target: number, a: number, b: number, c = 0, d = 0): void {
     if (this.eKind === null || this.edits === this.eKind.length) {
       const n = this.eKind === null ? 64 : this.eKind.length * 2;
       const k = new Uint8Array(n);
       const t = new Int32Array(n);
       const ea = new Int32Array(n);
       const eb = new Int32Array(n);
+      const ec = new Int32Array(n);
+      const ed = new Int32Array(n);
       if (this.eKind !== null) {
         k.set(this.eKind);
         t.set(this.eTarget!);
         ea.set(this.eA!);
         eb.set(this.eB!);
+        ec.set(this.eC!);
+        ed.set(this.eD!);
       }
       this.eKind = k;
       this.eTarget = t;
       this.eA = ea;
       this.eB = eb;
+      this.eC = ec;
+      this.eD = ed;
     }
     // The same attribute may be removed twice (by two processors): the encoder, which sorts each target's
     // deletions anyway, counts such duplicates once, so recording stays O(1).
@@ -1146,6 +1406,32 @@ export class TraceBatch {
     this.eTarget![i] = target;
     this.eA![i] = a;
     this.eB![i] = b;
+    this.eC![i] = c;
+    this.eD![i] = d;
+  }
+
+  /**
+   * Replaces the whole field at bytes[start, end) inside span `span`'s content with `field` (a complete
+   * field: tag, length, content; empty to remove it). Fields that overlap an earlier removal are left to it.
+   */
+  replaceInSpan(span: number, start: number, end: number, field: Uint8Array): void {
+    this.pushReplacement(E_REP_SPAN, span, start, end, field);
+  }
+
+  /** Like replaceInSpan, for a field inside resource `resource`'s Resource message. */
+  replaceInResource(resource: number, start: number, end: number, field: Uint8Array): void {
+    this.pushReplacement(E_REP_RES, resource, start, end, field);
+  }
+
+  /** Like replaceInSpan, for a field of ScopeSpans `scope` outside its spans (its InstrumentationScope). */
+  replaceInScope(scope: number, start: number, end: number, field: Uint8Array): void {
+    this.pushReplacement(E_REP_SCOPE, scope, start, end, field);
+  }
+
+  private pushReplacement(kind: number, target: number, start: number, end: number, field: Uint8Array): void {
+    const c = this.reserveArena(field.length);
+    this.arena!.set(field, c);
+    this.pushEdit(kind, target, start, end, c, c + field.length);
   }
 
   // ---- encoding ----
@@ -1169,6 +1455,8 @@ export class TraceBatch {
       target: this.eTarget,
       a: this.eA,
       b: this.eB,
+      c: this.eC,
+      d: this.eD,
       arena: this.arena,
       dropped: this.dropped,
     };
@@ -1181,6 +1469,8 @@ interface EditState {
   target: Int32Array | null;
   a: Int32Array | null;
   b: Int32Array | null;
+  c: Int32Array | null;
+  d: Int32Array | null;
   arena: Uint8Array | null;
   dropped: Uint8Array | null;
 }
@@ -1194,6 +1484,9 @@ class Encoder {
   // Per target: first edit, linked through eNext (sorted by source offset when written).
   private readonly spanFirst: Int32Array;
   private readonly resFirst: Int32Array;
+  private readonly scopeFirst: Int32Array;
+  /** The next scope edit to apply while a scope is written. */
+  private scopeCursor = -1;
   private readonly eNext: Int32Array;
   private readonly spanLen: Int32Array; // new content length; -1 = dropped
   private readonly scopeLen: Int32Array; // -1 = dropped
@@ -1214,6 +1507,7 @@ class Encoder {
     this.arena = arena === null ? null : Buffer.from(arena.buffer, arena.byteOffset, arena.byteLength);
     this.spanFirst = new Int32Array(x.spans).fill(-1);
     this.resFirst = new Int32Array(x.resources).fill(-1);
+    this.scopeFirst = new Int32Array(x.scopes).fill(-1);
     this.eNext = new Int32Array(this.e.count);
     this.spanLen = new Int32Array(x.spans);
     this.scopeLen = new Int32Array(x.scopes);
@@ -1230,9 +1524,12 @@ class Encoder {
       const k = e.kind![i]!;
       const t = e.target![i]!;
       if (k === E_CANCELLED) continue;
-      if (k === E_DEL_SPAN || k === E_INS_SPAN) {
+      if (isSpanEdit(k)) {
         this.eNext[i] = this.spanFirst[t]!;
         this.spanFirst[t] = i;
+      } else if (k === E_REP_SCOPE) {
+        this.eNext[i] = this.scopeFirst[t]!;
+        this.scopeFirst[t] = i;
       } else {
         this.eNext[i] = this.resFirst[t]!;
         this.resFirst[t] = i;
@@ -1240,6 +1537,7 @@ class Encoder {
     }
     for (let p = 0; p < x.spans; p++) this.spanFirst[p] = this.sortDeletions(this.spanFirst[p]!);
     for (let r = 0; r < x.resources; r++) this.resFirst[r] = this.sortDeletions(this.resFirst[r]!);
+    for (let s = 0; s < x.scopes; s++) this.scopeFirst[s] = this.sortDeletions(this.scopeFirst[s]!);
 
     const dropped = e.dropped;
     for (let p = 0; p < x.spans; p++) {
@@ -1281,6 +1579,10 @@ class Encoder {
             }
           }
         }
+        if (this.scopeFirst[s]! >= 0) {
+          len += this.delta(this.scopeFirst[s]!);
+          changed = true;
+        }
         const keep = kept > 0 || (np === 0 && !isRange);
         this.scopeLen[s] = keep ? len : -1;
         this.scopeChanged[s] = changed ? 1 : 0;
@@ -1318,19 +1620,23 @@ class Encoder {
     return this.out;
   }
 
-  /** Size change of a target's sorted edit list; a deletion repeating the previous one counts once. */
+  /**
+   * Size change of a target's sorted edit list. A placed edit overlapping the one before it (the same
+   * attribute removed by two processors) is skipped, here and when writing.
+   */
   private delta(first: number): number {
     const e = this.e;
     let d = 0;
-    let lastDel = -1;
+    let cur = -1;
     for (let i = first; i >= 0; i = this.eNext[i]!) {
       const k = e.kind![i]!;
       const a = e.a![i]!;
-      const len = e.b![i]! - a;
-      if (k === E_DEL_SPAN || k === E_DEL_RES) {
-        if (a !== lastDel) d -= len;
-        lastDel = a;
-      } else d += len;
+      if (isPlaced(k)) {
+        if (a < cur) continue;
+        d -= e.b![i]! - a;
+        if (isReplacement(k)) d += e.d![i]! - e.c![i]!;
+        cur = e.b![i]!;
+      } else d += e.b![i]! - a;
     }
     return d;
   }
@@ -1358,8 +1664,7 @@ class Encoder {
   }
 
   private sortKey(i: number): number {
-    const k = this.e.kind![i]!;
-    return k === E_DEL_SPAN || k === E_DEL_RES ? this.e.a![i]! : 0x7fffffff;
+    return isPlaced(this.e.kind![i]!) ? this.e.a![i]! : 0x7fffffff;
   }
 
   private copy(from: number, to: number, pos: number): number {
@@ -1370,14 +1675,15 @@ class Encoder {
     return pos;
   }
 
-  /** Copies [start,end) skipping the deletions in the list, then appends its insertions. */
+  /** Copies [start,end) applying the deletions and replacements in the list, then appends its insertions. */
   private writeEdited(start: number, end: number, first: number, pos: number): number {
     const e = this.e;
     let cur = start;
     for (let i = first; i >= 0; i = this.eNext[i]!) {
       const k = e.kind![i]!;
-      if ((k === E_DEL_SPAN || k === E_DEL_RES) && e.a![i]! >= cur) {
+      if (isPlaced(k) && e.a![i]! >= cur) {
         pos = this.copy(cur, e.a![i]!, pos);
+        if (isReplacement(k)) pos = this.writeArena(e.c![i]!, e.d![i]!, pos);
         cur = e.b![i]!;
       }
     }
@@ -1424,6 +1730,31 @@ class Encoder {
     return this.copy(cur, x.rsEnd[r]!, pos);
   }
 
+  private writeArena(from: number, to: number, pos: number): number {
+    if (to > from) {
+      this.arena!.copy(this.out, pos, from, to);
+      return pos + (to - from);
+    }
+    return pos;
+  }
+
+  /** Copies the bytes of a scope between its spans, applying the scope's replacements that fall there. */
+  private copyScopeGap(from: number, to: number, pos: number): number {
+    const e = this.e;
+    let cur = from;
+    let i = this.scopeCursor;
+    while (i >= 0 && e.a![i]! < to) {
+      if (e.a![i]! >= cur) {
+        pos = this.copy(cur, e.a![i]!, pos);
+        pos = this.writeArena(e.c![i]!, e.d![i]!, pos);
+        cur = e.b![i]!;
+      }
+      i = this.eNext[i]!;
+    }
+    this.scopeCursor = i;
+    return this.copy(cur, to, pos);
+  }
+
   private writeScope(s: number, pos: number): number {
     const x = this.x;
     const fp = x.ssFirstSpan[s]!;
@@ -1431,8 +1762,9 @@ class Encoder {
     if (this.scopeChanged[s] === 0) return this.copy(x.ssTag[s]!, x.ssEnd[s]!, pos);
     pos = writeLenHeader(this.out, pos, 2, this.scopeLen[s]!);
     let cur = x.ssStart[s]!;
+    this.scopeCursor = this.scopeFirst[s]!;
     for (let p = fp; p < fp + np; p++) {
-      pos = this.copy(cur, x.spTag[p]!, pos);
+      pos = this.copyScopeGap(cur, x.spTag[p]!, pos);
       cur = x.spEnd[p]!;
       const len = this.spanLen[p]!;
       if (len < 0) continue;
@@ -1442,7 +1774,7 @@ class Encoder {
         pos = this.writeEdited(x.spStart[p]!, x.spEnd[p]!, this.spanFirst[p]!, pos);
       }
     }
-    return this.copy(cur, x.ssEnd[s]!, pos);
+    return this.copyScopeGap(cur, x.ssEnd[s]!, pos);
   }
 }
 

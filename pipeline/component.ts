@@ -2,7 +2,8 @@
  * The contracts every component implements. The pipeline framework knows only these; concrete
  * components live in receivers/, processors/, exporters/ and are listed in cmd/components.ts.
  */
-import type { KeyMatcher, TraceBatch } from './batch.js';
+import type { TraceBatch } from './batch.js';
+import type { Inspection } from './inspection.js';
 import type { Logger } from './logger.js';
 import type { Schema } from './schema.js';
 import type { Telemetry } from './telemetry.js';
@@ -45,11 +46,11 @@ export interface Lifecycle {
 export interface Receiver extends Lifecycle {}
 export interface Processor extends Lifecycle, TracesConsumer {
   /**
-   * Span attribute keys this processor strips or reads on every span. Declared once: the receivers
-   * feeding it record where such attributes are during their validating scan, so the processor does not
-   * walk every span again.
+   * What this processor needs the validating scan to look for (protected keys it strips on every span,
+   * credential shapes). Declared once: the receivers feeding it inspect during their scan, so the
+   * processor does not walk every span again.
    */
-  spanAttributeKeys?(): readonly string[];
+  inspection?(): Inspection | null;
 }
 export interface Exporter extends Lifecycle, TracesConsumer {}
 export interface Extension extends Lifecycle {}
@@ -78,8 +79,8 @@ export interface ComponentSettings {
   id: string;
   logger: Logger;
   telemetry: Telemetry;
-  /** For receivers: the span attribute keys the processors downstream declared (see Processor). */
-  watchedSpanKeys?: KeyMatcher | null;
+  /** For receivers: the inspection the processors downstream declared (see Processor). */
+  inspection?: Inspection | null;
 }
 
 export type ComponentKind = 'receiver' | 'processor' | 'exporter' | 'extension';

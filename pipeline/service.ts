@@ -18,7 +18,7 @@ import type {
   ReceiverFactory,
   TracesConsumer,
 } from './component.js';
-import { KeyMatcher, encodeKey } from './batch.js';
+import type { Inspection } from './inspection.js';
 import { fanOutToExporters, fanOutToPipelines } from './graph.js';
 import { Logger } from './logger.js';
 import { Telemetry } from './telemetry.js';
@@ -117,8 +117,7 @@ export class Service implements Host {
       const c = cfg.receivers.get(id)!;
       const fed = cfg.service.pipelines.filter((p) => p.receivers.includes(id));
       const pipelines = fed.map((p) => entries.get(p.id)!);
-      const keys = new Set(fed.flatMap((p) => processorsOf.get(p.id)!.flatMap((proc) => proc.spanAttributeKeys?.() ?? [])));
-      const settings = { ...this.settings(id, 'receiver'), watchedSpanKeys: keys.size === 0 ? null : new KeyMatcher([...keys].map(encodeKey)) };
+      const settings = { ...this.settings(id, 'receiver'), inspection: sharedInspection(fed.flatMap((p) => processorsOf.get(p.id)!)) };
       const rec = (c.factory as ReceiverFactory).create(settings, c.config, fanOutToPipelines(pipelines));
       this.receivers.set(id, rec);
       this.order.push({ id, kind: 'receiver', component: rec, started: false });
@@ -177,4 +176,20 @@ export class Service implements Host {
     this.state = 'stopped';
     this.logger.info('tracewarden stopped');
   }
+}
+
+/**
+ * The inspection a receiver's scan performs for the processors it feeds: theirs when they all declare the
+ * same one (or none). Processors that declared different ones inspect for themselves, at the cost of a
+ * second scan, since one scan's marks cannot stand for two different inspections.
+ */
+function sharedInspection(processors: readonly Processor[]): Inspection | null {
+  let shared: Inspection | null = null;
+  for (const p of processors) {
+    const i = p.inspection?.() ?? null;
+    if (i === null) continue;
+    if (shared !== null && shared.signature !== i.signature) return null;
+    shared = i;
+  }
+  return shared;
 }

@@ -4,6 +4,8 @@
 import { ASYMMETRIC_ALGORITHMS } from '../../identity/jwt/issuer.js';
 import { s, type Infer } from '../../pipeline/schema.js';
 import { keysSchema } from '../../identity/keys/config.js';
+import { foldKey } from '../../pipeline/key-matcher.js';
+import { ATTR } from './attributes.js';
 
 const issuerSchema = s
   .object({
@@ -112,16 +114,42 @@ export const identitySchema = s
     on_missing: s.enum('pass', 'tag', 'drop').default('pass'),
     on_invalid: s.enum('drop', 'tag').default('drop'),
     on_keys_unavailable: s.enum('tag', 'refuse').default('tag'),
+    /** How long a batch waits for keys to load; spans still undecided then take on_keys_unavailable. */
+    max_key_wait: s.duration().default(500),
+    /**
+     * Credentials wherever they appear, removed on every span and replaced by a fingerprint: values of
+     * sensitive headers (by the key's last dotted segment, any case, any level), secret query parameters
+     * of URL attributes, and JWT- or WebAuthn-shaped values in any string.
+     */
+    scrub: s.object({
+      enabled: s.bool().default(true),
+      header_names: s
+        .array(s.string({ nonEmpty: true }))
+        .default(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'x-pomerium-jwt-assertion', 'lightstep-access-token']),
+      url_attributes: s.array(s.string({ nonEmpty: true })).default(['url.full', 'url.query', 'url.original', 'http.url', 'http.target']),
+      query_parameters: s.array(s.string({ nonEmpty: true })).default(['access_token', 'id_token', 'code', 'token']),
+      tokens: s.bool().default(true),
+    }),
     rules: s.array(ruleSchema).default([]),
     sender: s.object({ attributes: s.map(claimPath).default({}) }),
     cache: s.object({
       max_entries: s.int({ min: 16 }).default(10_000),
+      /** Bytes the decision caches may hold (credentials and what was decided for them), all together. */
+      max_bytes: s.int({ min: 65_536 }).default(32 * 1_048_576),
       max_ttl: s.duration().default(600_000),
       failure_ttl: s.duration().default(30_000),
     }),
     audit: s.object({ enabled: s.bool().default(true), max_per_second: s.int({ min: 1 }).default(20) }),
   })
   .refine((c) => (c.issuers.length === 0 && c.webauthn === undefined ? 'at least one issuer is required under issuers (or a webauthn section)' : null))
+  .refine((c) => {
+    // A claim written under one of the processor's own keys would sit beside (or stand in for) a fact the
+    // processor proves; compared as the strip pass compares keys (case and surrounding blanks ignored).
+    const own = new Map<string, string>(Object.values(ATTR).map((k) => [foldKey(k), k]));
+    for (const k of Object.keys(c.sender.attributes)) own.set(foldKey(k), `sender attribute ${k}`);
+    const bad = Object.keys(c.claims).filter((t) => own.has(foldKey(t)));
+    return bad.length === 0 ? null : `claims: ${bad.map((t) => `${t} is the processor's own output (${own.get(foldKey(t))})`).join('; ')}; map claims to other attributes`;
+  })
   .refine((c) => {
     const seen = new Set<string>();
     for (const i of c.issuers) {

@@ -3,8 +3,10 @@
  * - a small table of recent credentials compared as bytes straight from the batch (length, then the last
  *   bytes, where a signature differs, then one native compare), so the common case, a batch carrying a
  *   few distinct tokens over and over, neither builds a string nor hashes per span;
- * - behind it a bounded LRU keyed by the credential string.
- * A decision is reused only until its `validUntilMs`.
+ * - behind it an LRU keyed by the credential string, bounded in entries and in bytes: a flood of distinct
+ *   16 KiB invalid tokens (each a cached failure) fills it to its byte bound and no further.
+ * A decision is reused only until its `validUntilMs`. The recent table holds at most RECENT credentials of
+ * at most max_token_bytes each.
  */
 import { LRUCache } from 'lru-cache';
 import type { Decision } from './decision.js';
@@ -19,8 +21,8 @@ export class CredentialCache {
   private readonly recentTail = new Int32Array(RECENT);
   private next = 0;
 
-  constructor(maxEntries: number) {
-    this.lru = new LRUCache<string, Decision>({ max: maxEntries });
+  constructor(maxEntries: number, maxBytes: number) {
+    this.lru = new LRUCache<string, Decision>({ max: maxEntries, maxSize: maxBytes, sizeCalculation: entryBytes });
   }
 
   /** A still-valid decision for the credential at buf[start, end), from the recent table only. */
@@ -67,4 +69,17 @@ export class CredentialCache {
   get size(): number {
     return this.lru.size;
   }
+
+  /** Bytes held by the LRU (by entryBytes' estimate). */
+  get bytes(): number {
+    return this.lru.calculatedSize;
+  }
+}
+
+/**
+ * What one entry costs: the credential (a one-byte string, as the processor builds it), the encoded
+ * attributes, and a fixed allowance for the decision object, its strings and the LRU's bookkeeping.
+ */
+export function entryBytes(decision: { fields: Uint8Array }, credential: string): number {
+  return credential.length + decision.fields.length + 512;
 }

@@ -3,11 +3,13 @@
  * what the rules need to know, and the span attributes to write, encoded in advance so that applying a
  * cached decision to a span is one append.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import type { EncodedValue } from '../../pipeline/batch.js';
 import { encodeBool, encodeDouble, encodeInt, encodeSpanAttributes, encodeString, encodeStringArray } from '../../pipeline/batch.js';
 import type { FailureReason } from '../../identity/reasons.js';
+import { fingerprint } from '../../identity/scrub/fingerprint.js';
+import { ATTR } from './attributes.js';
 
 export type Method = 'jwt' | 'webauthn';
 
@@ -32,30 +34,12 @@ export interface Decision {
   subjectKey: string;
 }
 
-export const ATTR = {
-  verified: 'identity.verified',
-  failure: 'identity.failure',
-  issuer: 'identity.issuer',
-  method: 'identity.method',
-  authMethods: 'identity.auth_methods',
-  phishingResistant: 'identity.phishing_resistant',
-  fingerprint: 'identity.credential.fingerprint',
-  pseudoId: 'enduser.pseudo.id',
-  userVerified: 'identity.webauthn.user_verified',
-  counterRegression: 'identity.webauthn.counter_regression',
-} as const;
-
-/** Every attribute this processor writes: removed from every span first, so none can be forged upstream. */
-export function protectedKeys(claimTargets: readonly string[]): string[] {
-  return [...new Set([...Object.values(ATTR), ...claimTargets])];
-}
+export { ATTR, protectedKeys } from './attributes.js';
 
 // `acr` values for phishing-resistant authentication (OpenID EAP ACR values, and the PAPE policy URI).
 const PHISHING_RESISTANT_ACR = new Set(['phr', 'phrh', 'http://schemas.openid.net/pape/policies/2007/06/phishing-resistant']);
 
-export function fingerprint(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex').slice(0, 16);
-}
+export { fingerprint };
 
 /** Reads a claim by exact name first (names may contain dots, like URLs), then as a dotted path. */
 export function readClaim(claims: Readonly<Record<string, unknown>>, path: string): unknown {

@@ -1,17 +1,23 @@
 /**
- * The identity processor: proves who each span acts for. Per batch, in three passes:
+ * The identity processor: proves who each span acts for. Per batch, in four passes:
  * 1. per span, one pass over its attributes strips the evidence and every attribute this processor
  *    writes (so none can be forged upstream), noting where the evidence was; each credential is looked up
  *    by its bytes in the decision cache;
- * 2. credentials not in the cache are verified, each once however many spans carry it;
+ * 2. credentials not in the cache are verified, each once however many spans carry it, waiting for keys
+ *    at most `max_key_wait`;
  * 3. per span, the rules are checked and the decision applied: pre-encoded attributes appended, or the
- *    span dropped, as configured.
- * The raw credential is removed from every span whatever the outcome.
+ *    span dropped, as configured;
+ * 4. the resources, scopes and spans the validating scan marked (a protected key in another attribute
+ *    list or nested, a credential outside the evidence) are rewritten by the sanitizer.
+ * The raw credential is removed from every span whatever the outcome. Protected keys are matched folded
+ * (case, surrounding blanks and invisible characters ignored), as a person reading the backend would.
  */
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Counter } from 'prom-client';
 import { KeyMatcher, TraceBatch, encodeKey, VALUE_STRING } from '../../pipeline/batch.js';
+import { Inspection } from '../../pipeline/inspection.js';
+import { Sanitizer } from '../../identity/scrub/sanitizer.js';
 import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
 import { PipelineError } from '../../pipeline/errors.js';
 import type { Issuer } from '../../identity/jwt/issuer.js';
@@ -69,6 +75,10 @@ export class IdentityProcessor implements Processor {
   private readonly webauthn: WebAuthnEvidence | null;
   /** Index of the WebAuthn attribute in stripKeys, or -1. */
   private readonly webauthnIndex: number;
+  private readonly insp: Inspection;
+  private readonly sanitizer: Sanitizer;
+  /** For spans whose credential was not decided within max_key_wait. */
+  private readonly undecided: Decision;
 
   constructor(
     private readonly settings: ComponentSettings,
@@ -88,7 +98,7 @@ export class IdentityProcessor implements Processor {
       })),
     );
     this.verifier = new JwtVerifier(this.issuers, config.max_token_bytes);
-    this.cache = new CredentialCache(config.cache.max_entries);
+    this.cache = new CredentialCache(config.cache.max_entries, config.cache.max_bytes);
     this.builder = new DecisionBuilder({ claims: config.claims, pseudonymKey: null });
     this.policy = new Policy(config.rules);
     this.audit = config.audit.enabled ? new AuditLog(settings.logger, config.audit.max_per_second) : null;
@@ -99,9 +109,18 @@ export class IdentityProcessor implements Processor {
     const wa = config.webauthn;
     this.webauthnIndex = wa === undefined ? -1 : evidence.length;
     if (wa !== undefined) evidence.push(wa.attribute);
-    const guarded = protectedKeys(Object.keys(config.claims)).filter((k) => !evidence.includes(k));
+    const guarded = protectedKeys([...Object.keys(config.claims), ...Object.keys(config.sender.attributes)]).filter((k) => !evidence.includes(k));
     this.stripKeyNames = [...evidence, ...guarded];
-    this.stripKeys = new KeyMatcher(this.stripKeyNames.map(encodeKey));
+    this.stripKeys = KeyMatcher.of(this.stripKeyNames, true);
+    const sc = config.scrub;
+    this.insp = new Inspection({
+      protect: this.stripKeyNames,
+      sensitiveNames: sc.enabled ? sc.header_names : [],
+      urlKeys: sc.enabled ? sc.url_attributes : [],
+      secretParams: sc.enabled ? sc.query_parameters : [],
+      tokens: sc.enabled && sc.tokens,
+    });
+    this.sanitizer = new Sanitizer(this.insp, this.metrics.scrubTally);
     this.webauthn =
       wa === undefined
         ? null
@@ -110,6 +129,7 @@ export class IdentityProcessor implements Processor {
             config.keys,
             () => this.builder,
             config.cache.max_entries,
+            config.cache.max_bytes,
             { success: config.cache.max_ttl, failure: config.cache.failure_ttl },
             {
               fetched: (outcome, count) => {
@@ -126,6 +146,7 @@ export class IdentityProcessor implements Processor {
     this.senderClaims = Object.entries(config.sender.attributes).map(([k, claim]) => [encodeKey(k), claim]);
 
     this.malformed = this.builder.failure('malformed', 'jwt', 'none', null, Number.POSITIVE_INFINITY);
+    this.undecided = this.builder.failure('keys_unavailable', null, 'none', null, 0);
     this.missingTag = this.builder.failureFields('missing', null);
     this.policyFailures = new Map();
     this.dropped = new Map();
@@ -133,9 +154,9 @@ export class IdentityProcessor implements Processor {
     this.outgoing = zeroed(telemetry.processorOutgoing.labels(id, 'traces'));
   }
 
-  /** The evidence and every protected key: stripped from every span. */
-  spanAttributeKeys(): readonly string[] {
-    return this.stripKeyNames;
+  /** The evidence and every protected key (stripped from every span), and the credential shapes scrubbed. */
+  inspection(): Inspection {
+    return this.insp;
   }
 
   async start(): Promise<void> {
@@ -176,6 +197,7 @@ export class IdentityProcessor implements Processor {
   }
 
   async consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
+    batch.inspect(this.insp);
     const n = batch.spanCount;
     this.incoming.inc(n);
     const now = Date.now();
@@ -243,36 +265,31 @@ export class IdentityProcessor implements Processor {
     this.metrics.cacheHits.inc(hits);
 
     let unavailable: Decision | null = null;
-    if (distinct !== null) {
-      this.metrics.cacheMisses.inc(distinct.size);
-      const tokens = [...distinct];
-      const results = await Promise.all(tokens.map((t) => this.decide(t)));
+    if (distinct !== null || assertions !== null) {
+      const tokens = distinct === null ? [] : [...distinct];
+      this.metrics.cacheMisses.inc(tokens.length + (assertions?.length ?? 0));
+      const results = await this.decideWithin(tokens, assertions, now);
       const byToken = new Map<string, Decision>();
       for (let i = 0; i < tokens.length; i++) byToken.set(tokens[i]!, results[i]!);
       for (let p = 0; p < n; p++) {
-        const t = pendingTokens![p];
+        const t = pendingTokens?.[p];
         if (t !== null && t !== undefined) decisions[p] = byToken.get(t)!;
       }
+      if (assertions !== null) for (let i = 0; i < assertions.length; i++) decisions[assertions[i]!.span] = results[tokens.length + i]!;
       unavailable = results.find((d) => d.reason === 'keys_unavailable') ?? null;
-    }
-    if (assertions !== null) {
-      this.metrics.cacheMisses.inc(assertions.length);
-      for (const a of assertions) {
-        const d = await this.verifyAssertion(a, now);
-        decisions[a.span] = d;
-        if (d.reason === 'keys_unavailable') unavailable = d;
-      }
     }
     if (unavailable !== null && this.config.on_keys_unavailable === 'refuse') {
       // Nothing is accepted: the sender keeps the spans and retries once the keys can be loaded.
-      throw new PipelineError('UNAVAILABLE', `identity keys are unavailable for ${unavailable.issuer}`, this.config.keys.unknown_kid_cooldown);
+      throw new PipelineError('UNAVAILABLE', `identity keys are unavailable for ${unavailable === this.undecided ? 'a configured issuer (not loaded within max_key_wait)' : unavailable.issuer}`, Math.max(1000, this.config.max_key_wait));
     }
 
     this.apply(batch, decisions);
+    this.sanitizer.sanitize(batch);
     // Identity attributes a sender wrote on its resources would show beside the spans in most backends.
     for (let r = 0; r < batch.resourceCount; r++) batch.stripResourceAttributes(r, this.stripKeys);
     this.setSenderAttributes(batch, ctx);
     this.metrics.flush();
+    this.metrics.cacheBytes.set(this.cache.bytes + (this.webauthn?.cacheBytes ?? 0));
     const live = batch.liveSpanCount;
     if (live === 0) return;
     await this.next.consume(batch, ctx);
@@ -348,6 +365,34 @@ export class IdentityProcessor implements Processor {
     return cached;
   }
 
+  /**
+   * Decisions for credentials not in the cache: each token verified once (sharing a verification under
+   * way), assertions one after another (the replay guard must see them in order). Waits at most
+   * max_key_wait: what is undecided by then is `undecided` (keys unavailable, not cached) while its
+   * verification goes on and caches its result for the next batch. Results: tokens, then assertions.
+   */
+  private async decideWithin(tokens: readonly string[], assertions: readonly PendingAssertion[] | null, now: number): Promise<Decision[]> {
+    const results: (Decision | undefined)[] = new Array(tokens.length + (assertions?.length ?? 0));
+    const work: Promise<unknown>[] = tokens.map((t, i) =>
+      this.decide(t).then(
+        (d) => (results[i] = d),
+        (err: unknown) => this.settings.logger.error('identity verification failed unexpectedly', { error: (err as Error).name }),
+      ),
+    );
+    if (assertions !== null) {
+      work.push(
+        (async () => {
+          for (let i = 0; i < assertions.length; i++) results[tokens.length + i] = await this.verifyAssertion(assertions[i]!, now);
+        })().catch((err: unknown) => this.settings.logger.error('identity verification failed unexpectedly', { error: (err as Error).name })),
+      );
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(work), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.max_key_wait)))]);
+    clearTimeout(timer);
+    for (let i = 0; i < results.length; i++) results[i] ??= this.undecided;
+    return results as Decision[];
+  }
+
   private async verifyAssertion(a: PendingAssertion, now: number): Promise<Decision> {
     const t0 = performance.now();
     const d = await this.webauthn!.verify(a.text, a.traceId, a.spanId, a.key, now);
@@ -387,9 +432,9 @@ export class IdentityProcessor implements Processor {
   private setSenderAttributes(batch: TraceBatch, ctx: RequestContext): void {
     if (this.senderKeys.length === 0) return;
     const auth = ctx.auth;
+    if (auth === null) return;
+    // The strip pass removed any the sender wrote (its keys are protected).
     for (let r = 0; r < batch.resourceCount; r++) {
-      for (const k of this.senderKeys) batch.removeResourceAttribute(r, k);
-      if (auth === null) continue;
       for (const [key, claim] of this.senderClaims) {
         const v = claim === 'sub' ? auth.subject : claim === 'iss' ? auth.issuer : readClaim(auth.claims, claim);
         const enc = encodeClaim(v);

@@ -5,6 +5,7 @@
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import { zeroed, type Telemetry } from '../../pipeline/telemetry.js';
 import { FAILURE_REASONS, type FailureReason } from '../../identity/reasons.js';
+import { SCRUB_KINDS } from '../../identity/scrub/sanitizer.js';
 
 export const SPAN_RESULTS = ['verified', ...FAILURE_REASONS] as const;
 export type SpanResult = (typeof SPAN_RESULTS)[number];
@@ -17,6 +18,10 @@ export class IdentityMetrics {
   readonly cacheHits: Counter.Internal;
   readonly cacheMisses: Counter.Internal;
   private readonly spans: Counter.Internal[];
+  private readonly scrubbed: Counter.Internal[];
+  /** Credentials and forged identity removed by the close look, per batch; indexed like SCRUB_KINDS. */
+  readonly scrubTally = new Float64Array(SCRUB_KINDS.length);
+  readonly cacheBytes: Gauge.Internal<'processor'>;
   /** Per-batch tallies, indexed like SPAN_RESULTS. */
   readonly tally = new Float64Array(SPAN_RESULTS.length);
 
@@ -34,6 +39,13 @@ export class IdentityMetrics {
     const spans = t.counter('tracewarden_identity_spans_total', 'Spans by identity result (verified, or the failure reason; missing = no credential).', ['processor', 'result']);
     this.spans = SPAN_RESULTS.map((r) => spans.labels(processor, r));
     zeroed(this.spans[0]!);
+    const scrubbed = t.counter(
+      'tracewarden_identity_scrubbed_total',
+      'Values removed from spans besides the evidence: forged protected keys at any level, sensitive header values, secret URL parameters, JWT- and WebAuthn-shaped strings.',
+      ['processor', 'kind'],
+    );
+    this.scrubbed = SCRUB_KINDS.map((k) => zeroed(scrubbed.labels(processor, k)));
+    this.cacheBytes = t.gauge('tracewarden_identity_cache_bytes', 'Bytes held by the credential decision caches (bounded by cache.max_bytes each).', ['processor']).labels(processor);
   }
 
   private readonly bound = new Map<string, { count: Counter.Internal; latency: Histogram.Internal<"processor" | "method"> }>();
@@ -52,6 +64,13 @@ export class IdentityMetrics {
 
   /** Adds and clears the batch's tallies. */
   flush(): void {
+    const s = this.scrubTally;
+    for (let i = 0; i < s.length; i++) {
+      if (s[i]! > 0) {
+        this.scrubbed[i]!.inc(s[i]);
+        s[i] = 0;
+      }
+    }
     const t = this.tally;
     for (let i = 0; i < t.length; i++) {
       if (t[i]! > 0) {

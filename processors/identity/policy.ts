@@ -38,10 +38,20 @@ export class Policy {
     return this.rules.length === 0;
   }
 
-  /** service.name of every resource in the batch (only when a rule needs it). */
-  serviceNames(batch: TraceBatch): (string | null)[] {
-    const out: (string | null)[] = new Array(batch.resourceCount);
-    for (let r = 0; r < out.length; r++) out[r] = batch.findResourceAttribute(r, SERVICE_NAME) ? batch.foundString() : null;
+  /**
+   * Every service.name of every resource in the batch (only when a rule needs it). A list may repeat a key,
+   * and backends differ in which one they show, so a rule matches when any of them does.
+   */
+  serviceNames(batch: TraceBatch): (string[] | null)[] {
+    const out: (string[] | null)[] = new Array(batch.resourceCount);
+    for (let r = 0; r < out.length; r++) {
+      let names: string[] | null = null;
+      for (let more = batch.findResourceAttribute(r, SERVICE_NAME); more; more = batch.findNextResourceAttribute(r, SERVICE_NAME)) {
+        const s = batch.foundString();
+        if (s !== null) (names ??= []).push(s);
+      }
+      out[r] = names;
+    }
     return out;
   }
 
@@ -49,28 +59,35 @@ export class Policy {
    * The name of the first rule this span matches and does not satisfy, or null. `decision` is null when
    * the span carried no credential.
    */
-  violated(batch: TraceBatch, span: number, decision: Decision | null, serviceName: string | null): string | null {
+  violated(batch: TraceBatch, span: number, decision: Decision | null, serviceNames: readonly string[] | null): string | null {
     for (const rule of this.rules) {
-      if (!this.matches(rule, batch, span, serviceName)) continue;
+      if (!this.matches(rule, batch, span, serviceNames)) continue;
       if (!satisfies(rule, decision)) return rule.name;
     }
     return null;
   }
 
-  private matches(rule: CompiledRule, batch: TraceBatch, span: number, serviceName: string | null): boolean {
-    if (rule.serviceNames !== null && (serviceName === null || !rule.serviceNames.has(serviceName))) return false;
+  private matches(rule: CompiledRule, batch: TraceBatch, span: number, serviceNames: readonly string[] | null): boolean {
+    if (rule.serviceNames !== null && (serviceNames === null || !serviceNames.some((n) => rule.serviceNames!.has(n)))) return false;
     if (rule.spanNames !== null) {
       let any = false;
       for (const n of rule.spanNames) if (batch.spanNameEquals(span, n)) any = true;
       if (!any) return false;
     }
-    for (const a of rule.attributes) {
-      if (!batch.findSpanAttribute(span, a.key) || !batch.foundFirstArrayString()) return false;
-      const f = batch.found;
-      if (f.kind !== VALUE_STRING || !bytesEqual(batch.bytes, f.valueStart, f.valueEnd, a.value)) return false;
-    }
+    for (const a of rule.attributes) if (!anyOccurrenceEquals(batch, span, a.key, a.value)) return false;
     return true;
   }
+}
+
+/** Whether any attribute of the span with this key has this string value (or an array starting with it). */
+function anyOccurrenceEquals(batch: TraceBatch, span: number, key: Uint8Array, value: Uint8Array): boolean {
+  for (let more = batch.findSpanAttribute(span, key); more; more = batch.findNextSpanAttribute(span, key)) {
+    if (batch.foundFirstArrayString()) {
+      const f = batch.found;
+      if (f.kind === VALUE_STRING && bytesEqual(batch.bytes, f.valueStart, f.valueEnd, value)) return true;
+    }
+  }
+  return false;
 }
 
 function satisfies(rule: CompiledRule, d: Decision | null): boolean {

@@ -18,6 +18,7 @@ import type { Logger } from '../../pipeline/logger.js';
 import type { FailureReason } from '../../identity/reasons.js';
 import type { WebAuthnConfig } from './config.js';
 import type { Decision, DecisionBuilder } from './decision.js';
+import { entryBytes } from './credential-cache.js';
 
 interface Cached {
   decision: Decision;
@@ -40,6 +41,7 @@ export class WebAuthnEvidence {
     timing: KeyTiming,
     private readonly builder: () => DecisionBuilder,
     cacheEntries: number,
+    cacheBytes: number,
     private readonly ttl: { success: number; failure: number },
     events: KeySourceEvents,
     logger: Logger,
@@ -67,10 +69,15 @@ export class WebAuthnEvidence {
       requireUserVerification: config.user_verification === 'required',
       allowedAlgorithms: new Set(config.algorithms),
     };
-    this.cache = new LRUCache({ max: cacheEntries });
+    this.cache = new LRUCache({ max: cacheEntries, maxSize: cacheBytes, sizeCalculation: (c, text) => entryBytes(c.decision, text) });
     this.counts = new SignCountStore(config.max_credentials);
     this.replays = new ReplayGuard(config.max_replay_entries, config.replay_window);
     this.oversized = this.builder().failure('malformed', 'webauthn', this.label, null, Number.POSITIVE_INFINITY);
+  }
+
+  /** Bytes the decision cache holds. */
+  get cacheBytes(): number {
+    return this.cache.calculatedSize;
   }
 
   /** A cached decision for this assertion on this span, or null when it must be verified. */

@@ -3,7 +3,8 @@
  * batch, hand it to the next stage, and count the outcome. Transports only frame, read and answer.
  */
 import type { Counter } from 'prom-client';
-import { TraceBatch, type KeyMatcher } from '../../pipeline/batch.js';
+import { TraceBatch } from '../../pipeline/batch.js';
+import type { Inspection } from '../../pipeline/inspection.js';
 import type { Authenticator, RequestContext, SenderAuth, TracesConsumer } from '../../pipeline/component.js';
 import { PipelineError, asPipelineError } from '../../pipeline/errors.js';
 import type { Logger } from '../../pipeline/logger.js';
@@ -47,8 +48,8 @@ export class ExportCore {
   constructor(
     private readonly next: TracesConsumer,
     private readonly logger: Logger,
-    /** Span attribute keys the processors downstream declared: recorded by the validating scan. */
-    private readonly watch: KeyMatcher | null = null,
+    /** What the processors downstream need the validating scan to look for. */
+    private readonly inspection: Inspection | null = null,
   ) {}
 
   /**
@@ -72,7 +73,7 @@ export class ExportCore {
   async ingest(bytes: Uint8Array, ctx: RequestContext, m: TransportMetrics): Promise<PipelineError | null> {
     const batch = new TraceBatch(bytes);
     try {
-      batch.index(this.watch);
+      batch.index(this.inspection);
     } catch (err) {
       const e = this.refusal(err, ctx);
       m.countError(e);

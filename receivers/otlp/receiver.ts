@@ -18,7 +18,7 @@ export class OtlpReceiver implements Receiver {
   ) {
     const { id, telemetry } = settings;
     const logger = settings.logger.child({ component: id });
-    const core = new ExportCore(next, logger, settings.watchedSpanKeys ?? null);
+    const core = new ExportCore(next, logger, settings.inspection ?? null);
     const g = config.protocols.grpc;
     const h = config.protocols.http;
     this.grpc = g ? new GrpcServer(id, g, core, new TransportMetrics(telemetry, id, 'grpc'), logger) : null;

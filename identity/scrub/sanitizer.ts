@@ -1,0 +1,382 @@
+/**
+ * The close look at the resources, scopes and spans that the validating scan marked (see
+ * pipeline/inspection.ts): each field that holds something to remove is rebuilt and replaced in the batch.
+ * - an attribute, at any level, whose key is protected (folded: case, surrounding whitespace and
+ *   invisible characters ignored) is removed; so is a key-value list attribute under a protected dotted
+ *   prefix that holds a protected key (`identity: {verified: true}`). On spans and resources the
+ *   processor's own strip pass removes the top-level ones; here they are left to it;
+ * - the value of an attribute whose key ends in a sensitive header name (`…authorization`, `cookie`, at any
+ *   level, nested in lists too) is replaced by a fingerprint, keeping an auth scheme (`Bearer redacted:…`);
+ * - secret query parameters in URL attributes keep their name and lose their value;
+ * - JWT-shaped values in any string are replaced by their fingerprint, and a string holding a WebAuthn
+ *   assertion is replaced whole.
+ * Marked units are rare, so this path builds strings and small buffers freely; unmarked ones never get here.
+ */
+import type { TraceBatch } from '../../pipeline/batch.js';
+import { foldKey } from '../../pipeline/key-matcher.js';
+import { Inspection, PROTECT_EXACT, PROTECT_PREFIX } from '../../pipeline/inspection.js';
+import { WireReader, WT_LEN, varintSize, writeVarint } from '../../pipeline/wire.js';
+import { fingerprint, redacted } from './fingerprint.js';
+
+export const SCRUB_KINDS = ['protected_key', 'header', 'url_parameter', 'token', 'webauthn'] as const;
+export type ScrubKind = (typeof SCRUB_KINDS)[number];
+
+/** Counts per ScrubKind, indexed like SCRUB_KINDS; the caller reads and clears them. */
+export type ScrubTally = Float64Array;
+
+const K_PROTECTED = 0;
+const K_HEADER = 1;
+const K_URL = 2;
+const K_TOKEN = 3;
+const K_WEBAUTHN = 4;
+
+const JWT = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)?/g;
+const TOKEN_RUN = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{8,}/;
+const LONG_RUN = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{38,}={0,2}/g;
+const WEBAUTHN_MARKERS = /clientDataJSON|authenticatorData/i;
+const SCHEME_AND_CREDENTIAL = /^(\s*[A-Za-z][A-Za-z0-9._~+/-]*\s+)(\S+)(\s*)$/;
+
+const EMPTY = new Uint8Array(0);
+/** keyValue(): the attribute goes (a protected key, here or nested). */
+const DROP = 1;
+/** keyValue(): a top-level protected attribute the strip pass removes; nothing to do here. */
+const STRIPPED = 2;
+type Rewritten = Uint8Array | typeof DROP | typeof STRIPPED | null;
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+export class Sanitizer {
+  private readonly r = new WireReader();
+  private buf: Uint8Array = EMPTY;
+
+  constructor(
+    private readonly inspection: Inspection,
+    readonly tally: ScrubTally = new Float64Array(SCRUB_KINDS.length),
+  ) {}
+
+  /** Rewrites every marked unit of the batch (the batch must have been inspected with this inspection). */
+  sanitize(batch: TraceBatch): void {
+    if (batch.markedCount === 0) return;
+    this.buf = batch.bytes;
+    for (let r = 0; r < batch.resourceCount; r++) if (batch.resourceMarked(r)) this.resource(batch, r);
+    for (let s = 0; s < batch.scopeCount; s++) if (batch.scopeMarked(s)) this.scope(batch, s);
+    for (let p = 0; p < batch.spanCount; p++) if (batch.spanMarked(p) && !batch.isDropped(p)) this.span(batch, p);
+    this.buf = EMPTY;
+  }
+
+  private resource(batch: TraceBatch, r: number): void {
+    const start = batch.resourceStart(r);
+    if (start < 0) return;
+    this.eachField(start, batch.resourceEnd(r), (field, fs, cs, ce, fe) => {
+      if (field !== 1) return;
+      const out = this.keyValue(cs, ce, null, true, true);
+      if (out === STRIPPED || out === null) return;
+      batch.replaceInResource(r, fs, fe, out === DROP ? EMPTY : lenField(1, out));
+    });
+  }
+
+  private scope(batch: TraceBatch, s: number): void {
+    const fs = batch.scopeFieldStart(s);
+    if (fs < 0) return;
+    const fe = batch.scopeFieldEnd(s);
+    const r = this.r;
+    r.reset(this.buf, fs);
+    r.uint32(fe);
+    r.uint32(fe);
+    const content = this.rebuild(r.pos, fe, (field, cs, ce) => {
+      if (field === 1 || field === 2) return this.textField(field, cs, ce);
+      if (field === 3) return this.listAttribute(3, cs, ce);
+      return null;
+    });
+    if (content !== null) batch.replaceInScope(s, fs, fe, lenField(1, content));
+  }
+
+  private span(batch: TraceBatch, p: number): void {
+    this.eachField(batch.spanStart(p), batch.spanEnd(p), (field, fs, cs, ce, fe) => {
+      let out: Uint8Array | null = null;
+      switch (field) {
+        case 3:
+        case 5:
+          out = this.textField(field, cs, ce);
+          break;
+        case 9: {
+          const kv = this.keyValue(cs, ce, null, true, true);
+          if (kv === STRIPPED || kv === null) return;
+          out = kv === DROP ? EMPTY : lenField(9, kv);
+          break;
+        }
+        case 11:
+          out = this.wrap(11, this.rebuild(cs, ce, (f, s, e) => (f === 2 ? this.textField(2, s, e) : f === 3 ? this.listAttribute(3, s, e) : null)));
+          break;
+        case 13:
+          out = this.wrap(13, this.rebuild(cs, ce, (f, s, e) => (f === 3 ? this.textField(3, s, e) : f === 4 ? this.listAttribute(4, s, e) : null)));
+          break;
+        case 15:
+          out = this.wrap(15, this.rebuild(cs, ce, (f, s, e) => (f === 2 ? this.textField(2, s, e) : null)));
+          break;
+        default:
+          return;
+      }
+      if (out !== null) batch.replaceInSpan(p, fs, fe, out);
+    });
+  }
+
+  private wrap(field: number, content: Uint8Array | null): Uint8Array | null {
+    return content === null ? null : lenField(field, content);
+  }
+
+  /** An attribute in a list other than a span's or a resource's own: protected keys go here too. */
+  private listAttribute(field: number, start: number, end: number): Uint8Array | null {
+    const kv = this.keyValue(start, end, null, false, true);
+    if (kv === null || kv === STRIPPED) return null;
+    return kv === DROP ? EMPTY : lenField(field, kv);
+  }
+
+  /** A string field, scrubbed of tokens: the new field, or null when unchanged. */
+  private textField(field: number, start: number, end: number): Uint8Array | null {
+    const s = this.scrubText(utf8Decoder.decode(this.buf.subarray(start, end)));
+    return s === null ? null : lenField(field, utf8.encode(s));
+  }
+
+  /**
+   * A KeyValue's new content; null when unchanged, DROP when it must go, STRIPPED when it is a top-level
+   * span or resource attribute the strip pass removes. `path` is the folded dotted path of the lists above.
+   */
+  private keyValue(start: number, end: number, path: string | null, ownList: boolean, top: boolean): Rewritten {
+    const r = this.r;
+    let key = '';
+    let keyBytes: Uint8Array | null = null;
+    let vStart = -1;
+    let vEnd = -1;
+    r.reset(this.buf, start);
+    while (r.pos < end) {
+      const tag = r.uint32(end);
+      if (tag === 0x0a) {
+        const stop = r.lengthDelimitedEnd(end);
+        keyBytes = this.buf.subarray(r.pos, stop);
+        key = utf8Decoder.decode(keyBytes);
+        r.pos = stop;
+      } else if (tag === 0x12) {
+        vEnd = r.lengthDelimitedEnd(end);
+        vStart = r.pos;
+        r.pos = vEnd;
+      } else r.skip(tag & 7, end);
+    }
+    const folded = path === null ? foldKey(key) : `${path}.${foldKey(key)}`;
+    const m = this.inspection.protect.matchString(folded);
+    const cls = m < 0 ? 0 : this.inspection.protectClass[m]!;
+    if ((cls & PROTECT_EXACT) !== 0) {
+      if (top && ownList) return STRIPPED;
+      this.tally[K_PROTECTED]!++;
+      return DROP;
+    }
+    if (vStart < 0 || keyBytes === null) return null;
+    let value: Rewritten;
+    if (this.inspection.sensitiveTail(keyBytes, 0, keyBytes.length)) {
+      value = this.credentialValue(vStart, vEnd);
+      this.tally[K_HEADER]!++;
+    } else {
+      const url = this.inspection.urls !== null && this.inspection.urls.match(keyBytes, 0, keyBytes.length) >= 0;
+      value = this.anyValue(vStart, vEnd, (cls & PROTECT_PREFIX) !== 0 ? folded : null, url);
+    }
+    // A protected key nested under a protected prefix: the whole attribute goes, from the top.
+    if (value === DROP) return DROP;
+    if (value === null) return null;
+    if (value === STRIPPED) return null;
+    return concat([lenField(1, keyBytes), lenField(2, value)]);
+  }
+
+  /**
+   * An AnyValue's new content, null when unchanged, DROP when a nested protected key was found.
+   * `prefix` is the folded path when it is a protected prefix (nested keys may complete it).
+   */
+  private anyValue(start: number, end: number, prefix: string | null, url: boolean): Rewritten {
+    if (start >= end) return null;
+    const r = this.r;
+    r.reset(this.buf, start);
+    // The scan refused an AnyValue with more than one member: its one field is the value.
+    const tag = r.uint32(end);
+    const field = tag >>> 3;
+    if ((tag & 7) !== WT_LEN) return null;
+    const ce = r.lengthDelimitedEnd(end);
+    const contentStart = r.pos;
+    switch (field) {
+      case 1: {
+        let s: string | null = utf8Decoder.decode(this.buf.subarray(contentStart, ce));
+        let changed = false;
+        if (url) {
+          const u = this.scrubUrl(s);
+          if (u !== null) {
+            s = u;
+            changed = true;
+          }
+        }
+        const t = this.scrubText(s);
+        if (t !== null) {
+          s = t;
+          changed = true;
+        }
+        return changed ? lenField(1, utf8.encode(s)) : null;
+      }
+      case 7: {
+        const t = this.scrubText(Buffer.from(this.buf.buffer, this.buf.byteOffset + contentStart, ce - contentStart).toString('latin1'));
+        return t === null ? null : lenField(7, Buffer.from(t, 'latin1'));
+      }
+      case 5:
+      case 6: {
+        const kv = field === 6;
+        let changed = false;
+        const parts: Uint8Array[] = [];
+        let p = contentStart;
+        while (p < ce) {
+          r.reset(this.buf, p);
+          const t = r.uint32(ce);
+          let out: Rewritten = null;
+          let stop: number;
+          if (t === 0x0a) {
+            stop = r.lengthDelimitedEnd(ce);
+            out = kv ? this.keyValue(r.pos, stop, prefix, false, false) : this.anyValue(r.pos, stop, prefix, url);
+          } else {
+            r.skip(t & 7, ce);
+            stop = r.pos;
+          }
+          if (out === DROP) return DROP;
+          if (out === null || out === STRIPPED) parts.push(this.buf.subarray(p, stop));
+          else {
+            changed = true;
+            parts.push(lenField(1, out));
+          }
+          p = stop;
+        }
+        return changed ? lenField(field, concat(parts)) : null;
+      }
+      default:
+        return null;
+    }
+  }
+
+  /** The value of a sensitive header attribute, fingerprinted: strings one by one, anything else whole. */
+  private credentialValue(start: number, end: number): Uint8Array {
+    const r = this.r;
+    r.reset(this.buf, start);
+    const tag = r.uint32(end);
+    if (tag === 0x0a) {
+      const e = r.lengthDelimitedEnd(end);
+      return lenField(1, utf8.encode(redactCredential(utf8Decoder.decode(this.buf.subarray(r.pos, e)))));
+    }
+    if (tag === 0x2a) {
+      const e = r.lengthDelimitedEnd(end);
+      const parts: Uint8Array[] = [];
+      while (r.pos < e) {
+        const t = r.uint32(e);
+        const stop = r.lengthDelimitedEnd(e);
+        let text: string;
+        const inner = new WireReader();
+        inner.reset(this.buf, r.pos);
+        if (t === 0x0a && r.pos < stop && inner.uint32(stop) === 0x0a) {
+          const s = inner.lengthDelimitedEnd(stop);
+          text = redactCredential(utf8Decoder.decode(this.buf.subarray(inner.pos, s)));
+        } else text = redacted(Buffer.from(this.buf.subarray(r.pos, stop)).toString('latin1'));
+        parts.push(lenField(1, lenField(1, utf8.encode(text))));
+        r.pos = stop;
+      }
+      return lenField(5, concat(parts));
+    }
+    return lenField(1, utf8.encode(redacted(Buffer.from(this.buf.subarray(start, end)).toString('latin1'))));
+  }
+
+  /** Secret query parameters of a URL with their values fingerprinted; null when it has none. */
+  private scrubUrl(s: string): string | null {
+    const params = this.inspection.params;
+    if (params === null) return null;
+    let changed = false;
+    const out = s.replace(/(^|[?&;#])([^=?&;#]*)=([^&;#]*)/g, (whole, sep: string, name: string, value: string) => {
+      if (params.matchString(name) < 0 || value === '') return whole;
+      changed = true;
+      this.tally[K_URL]!++;
+      return `${sep}${name}=${redacted(value)}`;
+    });
+    return changed ? out : null;
+  }
+
+  /** A string with its credential-shaped parts replaced; null when it has none. */
+  scrubText(s: string): string | null {
+    if (!this.inspection.tokens || !TOKEN_RUN.test(s)) return null;
+    if (WEBAUTHN_MARKERS.test(s) || containsEncodedAssertion(s)) {
+      this.tally[K_WEBAUTHN]!++;
+      return redacted(s);
+    }
+    let changed = false;
+    const out = s.replace(JWT, (jwt) => {
+      changed = true;
+      this.tally[K_TOKEN]!++;
+      return `redacted:${fingerprint(jwt)}`;
+    });
+    return changed ? out : null;
+  }
+
+  /** Calls `each` with every field of the message at [start, end): number, field start, content range, field end. */
+  private eachField(start: number, end: number, each: (field: number, fieldStart: number, contentStart: number, contentEnd: number, fieldEnd: number) => void): void {
+    const r = new WireReader();
+    r.reset(this.buf, start);
+    while (r.pos < end) {
+      const fs = r.pos;
+      const tag = r.uint32(end);
+      if ((tag & 7) === WT_LEN) {
+        const stop = r.lengthDelimitedEnd(end);
+        const cs = r.pos;
+        r.pos = stop;
+        each(tag >>> 3, fs, cs, stop, stop);
+      } else r.skip(tag & 7, end);
+    }
+  }
+
+  /**
+   * The message at [start, end) with length-delimited fields replaced where `replace` returns bytes (a whole
+   * field, or empty to remove it); null when nothing changed.
+   */
+  private rebuild(start: number, end: number, replace: (field: number, contentStart: number, contentEnd: number) => Uint8Array | null): Uint8Array | null {
+    const parts: Uint8Array[] = [];
+    let changed = false;
+    let copied = start;
+    this.eachField(start, end, (field, fs, cs, ce, fe) => {
+      const out = replace(field, cs, ce);
+      if (out === null) return;
+      changed = true;
+      parts.push(this.buf.subarray(copied, fs), out);
+      copied = fe;
+    });
+    if (!changed) return null;
+    parts.push(this.buf.subarray(copied, end));
+    return concat(parts);
+  }
+}
+
+/** A credential header value: the scheme kept, the credential fingerprinted. */
+function redactCredential(value: string): string {
+  const m = SCHEME_AND_CREDENTIAL.exec(value);
+  return m === null ? redacted(value) : `${m[1]}${redacted(m[2]!)}${m[3]}`;
+}
+
+/** Whether a long base64url run decodes to a WebAuthn assertion (an AuthenticationResponseJSON, encoded). */
+function containsEncodedAssertion(s: string): boolean {
+  LONG_RUN.lastIndex = 0;
+  for (let m = LONG_RUN.exec(s); m !== null; m = LONG_RUN.exec(s)) {
+    if (WEBAUTHN_MARKERS.test(Buffer.from(m[0], 'base64url').toString('latin1'))) return true;
+  }
+  return false;
+}
+
+function lenField(field: number, content: Uint8Array): Uint8Array {
+  const tag = (field << 3) | WT_LEN;
+  const out = new Uint8Array(varintSize(tag) + varintSize(content.length) + content.length);
+  let p = writeVarint(out, 0, tag);
+  p = writeVarint(out, p, content.length);
+  out.set(content, p);
+  return out;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,127 @@
+/**
+ * What the validating scan looks for besides structure, decided once at start-up by the processors that
+ * need it: keys that must appear in no attribute list, header names whose values are credentials, URL
+ * attributes whose secret query parameters must go, and credential-shaped strings (JWTs, WebAuthn
+ * assertions). The scan does only cheap byte checks and marks each resource, scope or span that holds
+ * something to look at closely; the processor then rewrites just those (see sanitizer.ts). Every mark is a
+ * superset of what the close look changes, so a unit that is not marked has nothing to change.
+ */
+import { KeyMatcher } from './key-matcher.js';
+
+/** Classes of a protected key match. */
+export const PROTECT_EXACT = 1;
+/** The key is a dotted prefix of a protected key (`identity` of `identity.verified`). */
+export const PROTECT_PREFIX = 2;
+
+export interface InspectionSpec {
+  /**
+   * Keys no attribute list may carry, at any level. Span and resource attributes with these keys are
+   * removed by the processor's own pass (the scan indexes where they are on each span); elsewhere, and
+   * nested in key-value lists under a dotted prefix of one, they mark their unit.
+   */
+  protect: readonly string[];
+  /** Header names whose values are credentials, wherever a key's last dotted segment is one of them. */
+  sensitiveNames: readonly string[];
+  /** Keys of URL attributes whose query parameters named in `secretParams` are secrets. */
+  urlKeys: readonly string[];
+  secretParams: readonly string[];
+  /** Look for JWT- and WebAuthn-shaped values in every string. */
+  tokens: boolean;
+}
+
+export class Inspection {
+  /** Protected keys and their dotted prefixes, folded; `protectClass[i]` says which each is. */
+  readonly protect: KeyMatcher;
+  readonly protectClass: Uint8Array;
+  readonly sensitive: KeyMatcher | null;
+  readonly urls: KeyMatcher | null;
+  readonly params: KeyMatcher | null;
+  readonly tokens: boolean;
+  /** Two inspections with the same signature mark the same units. */
+  readonly signature: string;
+
+  constructor(readonly spec: InspectionSpec) {
+    const classes = new Map<string, number>();
+    for (const k of spec.protect) {
+      const parts = k.split('.');
+      for (let i = 1; i < parts.length; i++) {
+        const prefix = parts.slice(0, i).join('.');
+        classes.set(prefix, (classes.get(prefix) ?? 0) | PROTECT_PREFIX);
+      }
+      classes.set(k, (classes.get(k) ?? 0) | PROTECT_EXACT);
+    }
+    const keys = [...classes.keys()];
+    this.protect = KeyMatcher.of(keys, true);
+    this.protectClass = Uint8Array.from(keys.map((k) => classes.get(k)!));
+    this.sensitive = spec.sensitiveNames.length === 0 ? null : KeyMatcher.of(spec.sensitiveNames, true);
+    const urls = spec.secretParams.length === 0 ? [] : spec.urlKeys;
+    this.urls = urls.length === 0 ? null : KeyMatcher.of(urls, true);
+    this.params = urls.length === 0 ? null : KeyMatcher.of(spec.secretParams, true);
+    this.tokens = spec.tokens;
+    const sorted = (a: readonly string[]): string[] => [...a].sort();
+    this.signature = JSON.stringify([sorted(spec.protect), sorted(spec.sensitiveNames), sorted(urls), sorted(spec.secretParams), spec.tokens]);
+  }
+
+  /** The class of a protected key match at buf[start, end) (0 when none). */
+  protectedClass(buf: Uint8Array, start: number, end: number): number {
+    const i = this.protect.match(buf, start, end);
+    return i < 0 ? 0 : this.protectClass[i]!;
+  }
+
+  /** Whether the last dotted segment of the key at buf[start, end) is a sensitive header name. */
+  sensitiveTail(buf: Uint8Array, start: number, end: number): boolean {
+    const m = this.sensitive;
+    if (m === null) return false;
+    let p = end;
+    while (p > start && buf[p - 1] !== 0x2e) p--;
+    return m.match(buf, p, end) >= 0;
+  }
+
+  /**
+   * Whether the URL string at buf[start, end) has a secret parameter: a name in `params` at the start or
+   * after `?`, `&`, `;` or `#`, followed by `=`.
+   */
+  secretParamIn(buf: Uint8Array, start: number, end: number): boolean {
+    const params = this.params!;
+    let nameStart = start;
+    for (let i = start; i < end; i++) {
+      const c = buf[i]!;
+      if (c === 0x3f || c === 0x26 || c === 0x3b || c === 0x23) nameStart = i + 1;
+      else if (c === 0x3d) {
+        if (nameStart >= 0 && params.match(buf, nameStart, i) >= 0) return true;
+        nameStart = -1;
+      }
+    }
+    return false;
+  }
+}
+
+/** Bytes of a base64url run (JWT segments, WebAuthn fields). */
+export const B64URL = new Uint8Array(256);
+for (let c = 0x30; c <= 0x39; c++) B64URL[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) B64URL[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) B64URL[c] = 1;
+B64URL[0x2d] = 1;
+B64URL[0x5f] = 1;
+
+/** Shortest run that can hold a JWT header or a WebAuthn clientDataJSON: `e`, `y`|`w`, eight more. */
+export const MIN_TOKEN_RUN = 10;
+
+/**
+ * Whether buf[start, end) holds a credential-shaped run: at a boundary (not after a base64url byte),
+ * `ey` or `ew` (base64 of a JSON object's opening brace, which every JOSE header and clientDataJSON
+ * starts with) and at least MIN_TOKEN_RUN base64url bytes in all.
+ */
+export function tokenShapeIn(buf: Uint8Array, start: number, end: number): boolean {
+  const last = end - MIN_TOKEN_RUN;
+  for (let i = start; i <= last; i++) {
+    if (buf[i] !== 0x65) continue;
+    const n = buf[i + 1];
+    if ((n !== 0x79 && n !== 0x77) || (i > start && B64URL[buf[i - 1]!] === 1)) continue;
+    let j = i + 2;
+    while (j < end && B64URL[buf[j]!] === 1) j++;
+    if (j - i >= MIN_TOKEN_RUN) return true;
+    i = j;
+  }
+  return false;
+}
