@@ -35,7 +35,7 @@ test('flat Collector form: one provider with the Collector defaults', () => {
     },
   ]);
   assert.equal(c.keys.refresh_interval, 3_600_000);
-  assert.equal(c.keys.unknown_kid_cooldown, 30_000);
+  assert.equal(c.keys.unknown_kid_cooldown, 5_000);
   assert.equal(c.cache.max_entries, 10_000);
   assert.equal(c.cache.failure_ttl, 30_000);
 });

@@ -1,7 +1,10 @@
 import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JwsKeySet } from '../jwt/jws.js';
-import { KeySource, type KeySourceTiming } from './key-source.js';
+import { KeySource, RETRY_JITTER, type KeySourceTiming } from './key-source.js';
+import { DEFAULT_UNKNOWN_KID_COOLDOWN_MS, keysSchema } from './config.js';
+import { ParseContext, parseOrThrow } from '../../pipeline/schema.js';
+import { keySourceTiming } from '../jwt/build.js';
 import { urlLoader } from './locations.js';
 import { KeyFetchError } from './fetch-json.js';
 import { parseJwks } from '../jwt/issuer.js';
@@ -163,6 +166,8 @@ test('failures keep the last good keys (stale) until max_stale after the last su
     const src = httpSource(srv, clock, rec);
     src.start();
     await src.whenSettled();
+    // From here the test drives every load itself: no retry timer may add an outcome of its own.
+    src.stop();
     const good = src.current();
     const t0 = clock.t;
 
@@ -208,6 +213,7 @@ test('an invalid JWKS document keeps the previous keys and reports why', async (
   await withServer(async (srv, jwks) => {
     const rec = recorder();
     const src = httpSource(srv, fakeClock(), rec);
+    src.stop(); // every load is the test's own: no retry timer may add an outcome
     await src.refresh();
     const good = src.current();
 
@@ -241,6 +247,7 @@ test('a key set whose members are not objects is reported as invalid_keys like a
   await withServer(async (srv) => {
     const rec = recorder();
     const src = httpSource(srv, fakeClock(), rec);
+    src.stop(); // every load is the test's own
     await src.refresh();
     const good = src.current();
     srv.setKeys({ keys: [1, 'two'] } as unknown as JsonWebKeySet);
@@ -317,31 +324,221 @@ test('the next scheduled refresh honours max-age, clamped to [min_refresh_interv
   }
 });
 
-test('while failing, retries back off from the cooldown, doubling, up to the refresh interval', async () => {
-  const timing: KeySourceTiming = { ...TIMING, refreshIntervalMs: 10_000, unknownKidCooldownMs: 1_000 };
-  const { loads, src } = await scheduleDelays(null, timing, true);
-  mock.timers.enable({ apis: ['setTimeout'] });
+/**
+ * Key sources on mocked time (setTimeout and Date) whose loads the test controls: what the issuer
+ * publishes, until when it refuses connections, and whether an answer is held back.
+ */
+const T0 = 1_700_000_000_000;
+
+interface FakeIssuer {
+  doc: JsonWebKeySet;
+  loads: number;
+  /** The mocked Date.now() at which each load started (for a timer-started load, the end of the tick that fired it). */
+  loadTimes: number[];
+  /** Loads fail (as a refused connection) while the mocked Date.now() is before this. */
+  downUntil: number;
+  /** While set, a load waits for it before answering. */
+  gate: Promise<void> | null;
+}
+
+function fakeIssuer(doc: JsonWebKeySet): FakeIssuer {
+  return { doc, loads: 0, loadTimes: [], downUntil: -Infinity, gate: null };
+}
+
+function controlledSource(issuer: FakeIssuer, timing: KeySourceTiming, random?: () => number): KeySource<JwsKeySet> {
+  return new KeySource<JwsKeySet>({
+    name: 'controlled',
+    load: async () => {
+      issuer.loads++;
+      issuer.loadTimes.push(Date.now());
+      if (issuer.gate) await issuer.gate;
+      if (Date.now() < issuer.downUntil) throw new KeyFetchError('network', 'connect ECONNREFUSED');
+      return { body: issuer.doc, maxAgeMs: null };
+    },
+    parse: parseJwks,
+    timing,
+    now: () => Date.now(),
+    ...(random ? { random } : {}),
+  });
+}
+
+async function onMockedTime(fn: () => Promise<void>): Promise<void> {
+  mock.timers.enable({ apis: ['setTimeout', 'Date'], now: T0 });
   try {
-    src.start();
-    await settle(src);
-    let expectedLoads = 1;
-    for (const delay of [1_000, 2_000, 4_000, 8_000, 10_000, 10_000]) {
-      mock.timers.tick(delay - 1);
-      await settle(src);
-      assert.equal(loads(), expectedLoads, `no retry before ${delay} ms`);
-      mock.timers.tick(1);
-      await settle(src);
-      assert.equal(loads(), ++expectedLoads, `a retry after ${delay} ms`);
-    }
-    assert.equal(src.state(), 'unavailable');
+    await fn();
   } finally {
-    src.stop();
     mock.timers.reset();
+  }
+}
+
+/** Moves mocked time on and lets any load a timer started settle. */
+async function advance(src: KeySource<unknown>, ms: number): Promise<void> {
+  mock.timers.tick(ms);
+  await settle(src);
+}
+
+/**
+ * Moves mocked time on 1 ms at a time until `done` holds (at most `maxMs`), returning the time moved.
+ * Node 20's mocked Date reads the end of a tick inside the timers it fires, so exact times need 1 ms ticks.
+ */
+async function stepUntil(src: KeySource<unknown>, done: () => boolean, maxMs: number): Promise<number> {
+  let ms = 0;
+  while (!done() && ms < maxMs) {
+    await advance(src, 1);
+    ms++;
+  }
+  return ms;
+}
+
+/** Asserts the next retries come exactly after these delays: none a millisecond sooner, one at each. */
+async function expectRetries(src: KeySource<unknown>, loads: () => number, delays: readonly number[]): Promise<void> {
+  let expected = loads();
+  for (const d of delays) {
+    await advance(src, d - 1);
+    assert.equal(loads(), expected, `no retry before ${d} ms`);
+    await advance(src, 1);
+    assert.equal(loads(), ++expected, `a retry after ${d} ms`);
+  }
+}
+
+const HOUR = 3_600_000;
+
+test('after a failed load, retries start at 1 s and double up to min(refresh_interval, 60 s), whatever the unknown-kid cooldown', async (t) => {
+  const doc = jwksOf(await makeSigningKey('ES256', 'retry'));
+  const cases: [string, Partial<KeySourceTiming>, number[]][] = [
+    ['cooldown 30 s (the old back-off base)', { refreshIntervalMs: HOUR, unknownKidCooldownMs: 30_000 }, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]],
+    ['cooldown 10 min', { refreshIntervalMs: HOUR, unknownKidCooldownMs: 600_000 }, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]],
+    ['cooldown 0', { refreshIntervalMs: HOUR, unknownKidCooldownMs: 0 }, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]],
+    ['refresh_interval 10 s caps the back-off', { refreshIntervalMs: 10_000 }, [1_000, 2_000, 4_000, 8_000, 10_000, 10_000]],
+    ['refresh_interval 300 ms: every retry at 300 ms', { refreshIntervalMs: 300 }, [300, 300, 300]],
+    ['refresh_interval 10 ms: never under the 100 ms floor', { refreshIntervalMs: 10, minRefreshIntervalMs: 10 }, [100, 100, 100]],
+  ];
+  for (const [name, timing, delays] of cases) {
+    await t.test(name, () =>
+      onMockedTime(async () => {
+        const issuer = fakeIssuer(doc);
+        issuer.downUntil = Infinity;
+        // random() = 0: no jitter, so the schedule is exact.
+        const src = controlledSource(issuer, { ...TIMING, ...timing }, () => 0);
+        try {
+          src.start();
+          await settle(src);
+          assert.equal(issuer.loads, 1);
+          assert.equal(src.state(), 'unavailable');
+          await expectRetries(src, () => issuer.loads, delays);
+          assert.equal(src.state(), 'unavailable');
+        } finally {
+          src.stop();
+        }
+      }),
+    );
   }
 });
 
+test('retry delays carry jitter: each drawn from [0.8·d, d]', async (t) => {
+  const doc = jwksOf(await makeSigningKey('ES256', 'jitter'));
+  assert.equal(RETRY_JITTER, 0.2);
+  await t.test('a fixed sequence of draws gives exactly d·(1 − 0.2·draw)', () =>
+    onMockedTime(async () => {
+      const issuer = fakeIssuer(doc);
+      issuer.downUntil = Infinity;
+      const draws = [0.5, 0.999, 0, 0.25];
+      let i = 0;
+      const src = controlledSource(issuer, { ...TIMING, refreshIntervalMs: HOUR }, () => draws[i++ % draws.length]!);
+      try {
+        src.start();
+        await settle(src);
+        await expectRetries(src, () => issuer.loads, [900, 1_600, 4_000, 7_600]);
+      } finally {
+        src.stop();
+      }
+    }),
+  );
+  await t.test('with Math.random every retry lands within [0.8·d, d] of the one before', () =>
+    onMockedTime(async () => {
+      const issuer = fakeIssuer(doc);
+      issuer.downUntil = Infinity;
+      const src = controlledSource(issuer, { ...TIMING, refreshIntervalMs: HOUR });
+      try {
+        src.start();
+        await settle(src);
+        const delays: number[] = [];
+        for (const d of [1_000, 2_000, 4_000, 8_000, 16_000]) {
+          const loads = issuer.loads;
+          await advance(src, 0.8 * d - 1);
+          assert.equal(issuer.loads, loads, `no retry before 0.8 × ${d} ms`);
+          const waited = 0.8 * d - 1 + (await stepUntil(src, () => issuer.loads > loads, 0.2 * d + 1));
+          assert.equal(issuer.loads, loads + 1, `a retry by ${d} ms`);
+          assert.ok(waited >= 0.8 * d && waited <= d, `retry after ${waited} ms, expected within [${0.8 * d}, ${d}]`);
+          delays.push(waited);
+        }
+        assert.ok(delays.some((got, i) => got !== 1_000 * 2 ** i), `jitter was applied: ${delays.join(', ')}`);
+      } finally {
+        src.stop();
+      }
+    }),
+  );
+});
+
+test('a success resets the back-off: the next failure is retried after about 1 s again', () =>
+  onMockedTime(async () => {
+    const issuer = fakeIssuer(jwksOf(await makeSigningKey('ES256', 'reset')));
+    issuer.downUntil = Infinity;
+    const src = controlledSource(issuer, { ...TIMING, refreshIntervalMs: 20_000, minRefreshIntervalMs: 1_000 }, () => 0);
+    try {
+      src.start();
+      await settle(src);
+      await expectRetries(src, () => issuer.loads, [1_000, 2_000, 4_000]);
+      issuer.downUntil = -Infinity;
+      await expectRetries(src, () => issuer.loads, [8_000]);
+      assert.equal(src.state(), 'fresh');
+      issuer.downUntil = Infinity;
+      // The schedule after a success is the refresh interval; that load fails, and the back-off starts over.
+      await expectRetries(src, () => issuer.loads, [20_000, 1_000, 2_000]);
+      assert.equal(src.state(), 'stale');
+    } finally {
+      src.stop();
+    }
+  }),
+);
+
+test('an issuer down at start and up 500 ms later is used within about a second of start (default timing), not after the cooldown', () =>
+  onMockedTime(async () => {
+    const timing = keySourceTiming(parseOrThrow(keysSchema, {}));
+    assert.equal(timing.unknownKidCooldownMs, DEFAULT_UNKNOWN_KID_COOLDOWN_MS);
+    const issuer = fakeIssuer(jwksOf(await makeSigningKey('ES256', 'late')));
+    issuer.downUntil = T0 + 500;
+    const src = controlledSource(issuer, timing); // Math.random jitter, as in production
+    try {
+      src.start();
+      await settle(src);
+      assert.equal(src.state(), 'unavailable');
+      assert.equal(issuer.loads, 1);
+
+      await advance(src, 100);
+      // A token arrives: within the cooldown of the start-up load, it is answered at once (no keys).
+      assert.equal(await answeredAtOnce(src.refreshForUnknownKid()), null);
+      assert.equal(issuer.loads, 1, 'no fetch within the cooldown');
+      assert.equal(src.trailingRefreshPending, true);
+
+      await advance(src, 400); // the issuer is up from here
+      assert.equal(src.state(), 'unavailable');
+      const upAfter = 500 + (await stepUntil(src, () => src.state() === 'fresh', 4_500));
+      assert.equal(src.state(), 'fresh');
+      assert.equal(issuer.loads, 2);
+      assert.ok(upAfter >= 800 && upAfter <= 1_000, `keys loaded by the first retry, ${upAfter} ms after start: within [800, 1000] ms`);
+      assert.equal(src.trailingRefreshPending, false, 'the retry was the refresh the token was owed');
+      await advance(src, 60_000);
+      assert.equal(issuer.loads, 2, 'nothing more: no trailing refresh, no retry');
+    } finally {
+      src.stop();
+    }
+  }),
+);
+
+
 test('with unknown_kid_cooldown 0, a failing issuer is not retried in a tight loop', async () => {
-  // The schema accepts unknown_kid_cooldown: 0 (rotation tests use it); the failure back-off starts at the cooldown.
+  // The schema accepts unknown_kid_cooldown: 0 (rotation tests use it, with a warning); the failure back-off does not depend on it.
   const timing: KeySourceTiming = { ...TIMING, refreshIntervalMs: 60_000, minRefreshIntervalMs: 1_000, unknownKidCooldownMs: 0 };
   const { loads, src } = await scheduleDelays(null, timing, true);
   mock.timers.enable({ apis: ['setTimeout'] });
@@ -410,6 +607,7 @@ test('refreshForUnknownKid gives null only when no keys may be used, and loads a
   await withServer(async (srv) => {
     const clock = fakeClock();
     const src = httpSource(srv, clock);
+    src.stop(); // no retry or trailing timer: every fetch counted here is one refreshForUnknownKid made
     await srv.down();
     assert.equal(await src.refreshForUnknownKid(), null, 'never loaded and the issuer is down');
     assert.equal(await src.refreshForUnknownKid(), null, 'within the cooldown: still nothing');
@@ -421,4 +619,177 @@ test('refreshForUnknownKid gives null only when no keys may be used, and loads a
     assert.equal(srv.requests('/jwks'), 1);
     src.stop();
   });
+});
+
+/** The promise's value if it is already settled or settles without time moving; 'waiting' if it waits. */
+async function answeredAtOnce<V>(p: Promise<V>): Promise<V | 'waiting'> {
+  return Promise.race([p, new Promise<'waiting'>((resolve) => setImmediate(() => resolve('waiting')))]);
+}
+
+function hasKid(keys: JwsKeySet | null, kid: string): boolean {
+  return keys !== null && keys.candidates('ES256', kid).length > 0;
+}
+
+function storm(src: KeySource<JwsKeySet>, n: number): Promise<(JwsKeySet | null)[]> {
+  return Promise.all(Array.from({ length: n }, () => src.refreshForUnknownKid()));
+}
+
+const COOLDOWN = DEFAULT_UNKNOWN_KID_COOLDOWN_MS;
+
+test('unknown kids within the cooldown are answered at once; one trailing refresh at its end finds a key published mid-storm', async () => {
+  const a = await makeSigningKey('ES256', 'a');
+  const b = await makeSigningKey('ES256', 'b');
+  await onMockedTime(async () => {
+    const issuer = fakeIssuer(jwksOf(a));
+    const src = controlledSource(issuer, { ...TIMING, unknownKidCooldownMs: COOLDOWN });
+    try {
+      src.start();
+      await settle(src);
+      const before = src.current();
+      assert.ok(hasKid(before, 'a'));
+      assert.equal(issuer.loads, 1);
+
+      await advance(src, 100);
+      assert.equal(await answeredAtOnce(src.refreshForUnknownKid()), before, 'answered without waiting for the cooldown');
+      const first = await answeredAtOnce(storm(src, 1000));
+      assert.ok(first !== 'waiting' && first.every((k) => k === before), 'the whole storm gets the current keys at once');
+      assert.equal(issuer.loads, 1, 'no fetch within the cooldown');
+      assert.equal(src.trailingRefreshPending, true);
+
+      issuer.doc = jwksOf(a, b); // the issuer publishes a new key while the storm goes on
+      for (let s = 1; s <= 4; s++) {
+        await advance(src, 1_000);
+        const answers = await answeredAtOnce(storm(src, 250));
+        assert.ok(answers !== 'waiting' && answers.every((k) => k === before), `storm ${s}: answered at once with the keys held`);
+        assert.equal(issuer.loads, 1, `storm ${s}: still the one start-up fetch`);
+        assert.equal(hasKid(src.current(), 'b'), false);
+      }
+      await advance(src, COOLDOWN - 4_100 - 1);
+      assert.equal(issuer.loads, 1, 'nothing before the cooldown ends');
+      await advance(src, 1);
+      assert.equal(issuer.loads, 2, 'exactly one trailing refresh, at the end of the cooldown');
+      assert.equal(issuer.loadTimes[1], T0 + COOLDOWN);
+      assert.ok(hasKid(src.current(), 'b'), 'it found the key published mid-storm, with no token having to ask again');
+      assert.equal(src.trailingRefreshPending, false);
+      await advance(src, 10 * COOLDOWN);
+      assert.equal(issuer.loads, 2, 'no storm, no further fetch');
+    } finally {
+      src.stop();
+    }
+  });
+});
+
+test('a storm that goes on costs one fetch per cooldown, and a key published at any moment is loaded within one cooldown', async () => {
+  const a = await makeSigningKey('ES256', 'a');
+  const b = await makeSigningKey('ES256', 'b');
+  await onMockedTime(async () => {
+    const issuer = fakeIssuer(jwksOf(a));
+    const src = controlledSource(issuer, { ...TIMING, unknownKidCooldownMs: COOLDOWN });
+    try {
+      src.start();
+      await settle(src);
+      const STEP = 250;
+      const DURATION = 60_000;
+      // Just after a trailing refresh: the worst moment to publish.
+      const publishAt = T0 + 5 * COOLDOWN + STEP;
+      let foundAt = -1;
+      for (let t = STEP; t <= DURATION; t += STEP) {
+        await advance(src, STEP);
+        if (Date.now() === publishAt) issuer.doc = jwksOf(a, b);
+        const answers = await answeredAtOnce(storm(src, 50));
+        assert.notEqual(answers, 'waiting', `at ${t} ms the storm was made to wait`);
+        if (foundAt < 0 && hasKid(src.current(), 'b')) foundAt = Date.now();
+      }
+      assert.ok(foundAt > 0, 'the new key was loaded');
+      const latency = foundAt - publishAt;
+      assert.ok(latency <= COOLDOWN, `published key usable after ${latency} ms (cooldown ${COOLDOWN} ms)`);
+      const fetches = issuer.loads - 1;
+      assert.ok(fetches <= DURATION / COOLDOWN, `${fetches} fetches for ${(DURATION / STEP) * 50} unknown kids in ${DURATION} ms`);
+      assert.ok(fetches >= DURATION / COOLDOWN - 1, `the storm never starved the trailing refresh (${fetches} fetches)`);
+      const gaps = issuer.loadTimes.slice(1).map((at, i) => at - issuer.loadTimes[i]!);
+      assert.ok(gaps.every((g) => g >= COOLDOWN), `fetches at least a cooldown apart: ${gaps.join(', ')}`);
+    } finally {
+      src.stop();
+    }
+  });
+});
+
+test('callers arriving while a load is under way share it and are owed no trailing refresh', async () => {
+  const a = await makeSigningKey('ES256', 'a');
+  await onMockedTime(async () => {
+    const issuer = fakeIssuer(jwksOf(a));
+    let release!: () => void;
+    issuer.gate = new Promise<void>((resolve) => (release = resolve));
+    const src = controlledSource(issuer, { ...TIMING, unknownKidCooldownMs: COOLDOWN });
+    try {
+      src.start();
+      const callers = storm(src, 100);
+      assert.equal(await answeredAtOnce(callers), 'waiting', 'they wait for the load under way');
+      assert.equal(issuer.loads, 1, 'one shared fetch');
+      release();
+      const got = await callers;
+      assert.ok(got[0] !== null && got.every((k) => k === got[0]), 'every caller gets the loaded keys');
+      assert.equal(src.trailingRefreshPending, false);
+      await advance(src, 3 * COOLDOWN);
+      assert.equal(issuer.loads, 1, 'no trailing refresh for callers that shared a load');
+    } finally {
+      src.stop();
+    }
+  });
+});
+
+test('a load that starts for any other reason is the trailing refresh; stop() cancels a pending one', async () => {
+  const a = await makeSigningKey('ES256', 'a');
+  await onMockedTime(async () => {
+    const issuer = fakeIssuer(jwksOf(a));
+    const src = controlledSource(issuer, { ...TIMING, unknownKidCooldownMs: COOLDOWN });
+    try {
+      src.start();
+      await settle(src);
+      await advance(src, 100);
+      await src.refreshForUnknownKid();
+      assert.equal(src.trailingRefreshPending, true);
+      await advance(src, 1_900);
+      await src.refresh(); // a scheduled or manual load, at 2 s
+      assert.equal(issuer.loads, 2);
+      assert.equal(src.trailingRefreshPending, false, 'the load replaced it');
+      await advance(src, 2 * COOLDOWN);
+      assert.equal(issuer.loads, 2, 'no second load for the same kids');
+
+      await src.refreshForUnknownKid(); // a cooldown has passed: loads at once
+      assert.equal(issuer.loads, 3);
+      await advance(src, 1_000);
+      await src.refreshForUnknownKid();
+      assert.equal(src.trailingRefreshPending, true);
+      src.stop();
+      assert.equal(src.trailingRefreshPending, false);
+      await advance(src, 2 * COOLDOWN);
+      assert.equal(issuer.loads, 3, 'a stopped source loads nothing on its own');
+    } finally {
+      src.stop();
+    }
+  });
+});
+
+test('keys config: unknown_kid_cooldown defaults to 5 s; below 1 s it is accepted with a warning', () => {
+  assert.equal(parseOrThrow(keysSchema, {}).unknown_kid_cooldown, 5_000);
+  const parse = (v: unknown) => {
+    const ctx = new ParseContext();
+    const out = keysSchema.parse({ unknown_kid_cooldown: v }, ['keys'], ctx);
+    return { value: out?.unknown_kid_cooldown, issues: ctx.issues };
+  };
+  for (const v of ['1s', '5s', '1m']) assert.deepEqual(parse(v).issues, [], v);
+  assert.equal(parse('1s').value, 1_000);
+  for (const [v, ms] of [['0s', 0], [0, 0], ['50ms', 50], ['999ms', 999]] as const) {
+    const r = parse(v);
+    assert.equal(r.value, ms, String(v));
+    assert.equal(r.issues.length, 1, String(v));
+    assert.equal(r.issues[0]!.warning, true, `${String(v)}: a warning, not an error`);
+    assert.deepEqual(r.issues[0]!.path, ['keys', 'unknown_kid_cooldown']);
+    assert.match(r.issues[0]!.message, /below 1s.*about once per batch/);
+  }
+  const bad = parse('soon');
+  assert.equal(bad.value, undefined);
+  assert.equal(bad.issues[0]!.warning, undefined);
+  assert.match(bad.issues[0]!.message, /expected a duration/);
 });
