@@ -8,7 +8,7 @@
  * list over the same bytes and index.
  */
 import { invalidArgument } from './errors.js';
-import { Inspection, MIN_TOKEN_RUN, PROTECT_EXACT, PROTECT_PREFIX, tokenShapeIn } from './inspection.js';
+import { Inspection, MIN_TOKEN_KEY, MIN_TOKEN_RUN, PROTECT_EXACT, PROTECT_PREFIX, tokenShapeIn } from './inspection.js';
 import { KeyMatcher } from './key-matcher.js';
 
 export { KeyMatcher };
@@ -289,9 +289,25 @@ class Scanner {
     return ix;
   }
 
+  /**
+   * A field the schema does not have: kept as it is. A newer schema may know it, so with tokens inspected a
+   * length-delimited one holding a credential shape marks its unit (the close look removes it); outside
+   * any resource, scope or span, where nothing can be removed, the request is refused instead.
+   */
   private unknown(tag: number, end: number): void {
     if (tag >>> 3 === 0) throw invalidArgument('field number 0');
-    this.r.skip(tag & 7, end);
+    const r = this.r;
+    const insp = this.insp;
+    if ((tag & 7) !== WT_LEN || insp === null || !insp.tokens) {
+      r.skip(tag & 7, end);
+      return;
+    }
+    const stop = r.lengthDelimitedEnd(end);
+    if (stop - r.pos >= MIN_TOKEN_RUN && tokenShapeIn(this.buf, r.pos, stop)) {
+      if (this.unit === UNIT_NONE) throw invalidArgument('an unknown field outside any resource, scope or span holds a credential-shaped value');
+      this.mark();
+    }
+    r.pos = stop;
   }
 
   private expect(tag: number, wireType: number, what: string): void {
@@ -331,7 +347,11 @@ class Scanner {
 
   private checkText(start: number, end: number): void {
     const insp = this.insp;
-    if (insp !== null && insp.tokens && end - start >= MIN_TOKEN_RUN && tokenShapeIn(this.buf, start, end)) this.mark();
+    if (insp !== null && insp.tokens && end - start >= MIN_TOKEN_RUN && tokenShapeIn(this.buf, start, end)) {
+      // Outside a unit (a schema_url) nothing can be rewritten, and a credential there is never legitimate.
+      if (this.unit === UNIT_NONE) throw invalidArgument('a schema_url holds a credential-shaped value');
+      this.mark();
+    }
   }
 
   private resourceSpans(tagStart: number, start: number, end: number): void {
@@ -376,7 +396,7 @@ class Scanner {
         case 3:
           this.expect(tag, WT_LEN, 'ResourceSpans.schema_url');
           seen = this.once(seen, 3, 'ResourceSpans.schema_url');
-          r.pos = r.lengthDelimitedEnd(end);
+          this.text(end);
           break;
         default:
           this.unknown(tag, end);
@@ -445,7 +465,7 @@ class Scanner {
         case 3:
           this.expect(tag, WT_LEN, 'ScopeSpans.schema_url');
           seen = this.once(seen, 3, 'ScopeSpans.schema_url');
-          r.pos = r.lengthDelimitedEnd(end);
+          this.text(end);
           break;
         default:
           this.unknown(tag, end);
@@ -738,15 +758,23 @@ class Scanner {
       }
       if (this.deferred) this.mark();
     }
-    if (insp.sensitiveTail(buf, keyStart, keyEnd)) {
+    if (insp.sensitiveTail(buf, keyStart, keyEnd) || (insp.tokens && keyEnd - keyStart >= MIN_TOKEN_KEY && tokenShapeIn(buf, keyStart, keyEnd))) {
       this.mark();
       return;
     }
-    // A URL attribute's string value (the AnyValue holds one field, its string: tag 0x0a).
-    if (insp.urls !== null && valueStart >= 0 && valueEnd - valueStart > 2 && buf[valueStart] === 0x0a && insp.urls.match(buf, keyStart, keyEnd) >= 0) {
-      r.pos = valueStart + 1;
-      const stop = r.lengthDelimitedEnd(valueEnd);
-      if (insp.secretParamIn(buf, r.pos, stop)) this.mark();
+    // A URL attribute's string value (the AnyValue's one member; unknown fields may stand beside it).
+    if (insp.urls !== null && valueStart >= 0 && insp.urls.match(buf, keyStart, keyEnd) >= 0) {
+      r.pos = valueStart;
+      while (r.pos < valueEnd) {
+        const tag = r.uint32(valueEnd);
+        if (tag !== 0x0a) {
+          r.skip(tag & 7, valueEnd);
+          continue;
+        }
+        const stop = r.lengthDelimitedEnd(valueEnd);
+        if (insp.secretParamIn(buf, r.pos, stop)) this.mark();
+        break;
+      }
       r.pos = end;
     }
   }
@@ -1079,12 +1107,14 @@ export class TraceBatch {
     f.valueStart = -1;
     f.valueEnd = -1;
     if (vStart >= 0) {
-      // The AnyValue: the last oneof field wins, as in any protobuf parser.
+      // The AnyValue: its one member (the scan refused more), beside which unknown fields are skipped.
       r.reset(this.bytes, vStart);
       while (r.pos < vEnd) {
         const tag = r.uint32(vEnd);
         const kind = tag >>> 3;
-        if ((tag & 7) === WT_LEN) {
+        if (kind < VALUE_STRING || kind > VALUE_BYTES) {
+          r.skip(tag & 7, vEnd);
+        } else if ((tag & 7) === WT_LEN) {
           const stop = r.lengthDelimitedEnd(vEnd);
           f.kind = kind;
           f.valueStart = r.pos;

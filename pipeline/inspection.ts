@@ -106,6 +106,11 @@ B64URL[0x5f] = 1;
 
 /** Shortest run that can hold a JWT header or a WebAuthn clientDataJSON: `e`, `y`|`w`, eight more. */
 export const MIN_TOKEN_RUN = 10;
+/**
+ * Keys are looked into from this length: no attribute name a person chooses is this long, and a JWT that
+ * carries claims always is. Most keys are shorter, which keeps the per-key cost to one comparison.
+ */
+export const MIN_TOKEN_KEY = 64;
 
 /**
  * Whether buf[start, end) holds a credential-shaped run: at a boundary (not after a base64url byte),

@@ -52,6 +52,8 @@ export const oidcSchema = s
     max_token_bytes: s.int({ min: 256, max: 1_048_576 }).default(16_384),
     cache: s.object({
       max_entries: s.int({ min: 16 }).default(10_000),
+      /** Bytes each of the verified and failed tables may hold. */
+      max_bytes: s.int({ min: 65_536 }).default(16 * 1_048_576),
       /** A verified token is reused until its exp, but never for longer than this. */
       max_ttl: s.duration().default(600_000),
       failure_ttl: s.duration().default(30_000),

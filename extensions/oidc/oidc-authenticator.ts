@@ -88,8 +88,10 @@ export class OidcAuthenticator implements Authenticator {
       [...this.providers.values()].map((p) => p.issuer),
       config.max_token_bytes,
     );
-    this.verified = new LRUCache<string, Decision>({ max: config.cache.max_entries });
-    this.failures = new LRUCache<string, Decision>({ max: config.cache.max_entries });
+    // Bounded in bytes too: a flood of distinct 16 KiB bad tokens fills the failure table to its byte bound.
+    const bytes = { maxSize: config.cache.max_bytes, sizeCalculation: (_: Decision, token: string) => token.length + 512 };
+    this.verified = new LRUCache<string, Decision>({ max: config.cache.max_entries, ...bytes });
+    this.failures = new LRUCache<string, Decision>({ max: config.cache.max_entries, ...bytes });
 
     const requests = telemetry.counter('tracewarden_auth_requests_total', 'Sender authentications by authenticator and result (ok or the failure reason).', ['authenticator', 'result']);
     this.counters = new Map(AUTH_RESULTS.map((r) => [r, requests.labels(id, r)]));

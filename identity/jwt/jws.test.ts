@@ -8,7 +8,7 @@ import { createLocalJWKSet, jwtVerify, SignJWT, type JWK } from 'jose';
 import { KeySource } from '../keys/key-source.js';
 import { JwtVerifier } from './verifier.js';
 import { parseJwks, ASYMMETRIC_ALGORITHMS, type Issuer, type JwtAlgorithm } from './issuer.js';
-import { JwsKeySet } from './jws.js';
+import { JwsKeySet, parseCompact } from './jws.js';
 import { jwksOf, makeSigningKey, signJwt, validClaims } from '../../test/helpers/jwks-server.js';
 import * as forged from '../../test/helpers/forged-tokens.js';
 import type { FailureReason } from '../reasons.js';
@@ -179,3 +179,16 @@ test('an algorithm allowlist refuses other algorithms before any key is used', a
   assert.deepEqual(r, { ours: 'algorithm_not_allowed', theirs: 'algorithm_not_allowed' });
 });
 
+
+test('a signature spelled with non-zero unused bits in its last character is not the token that was signed', async () => {
+  const key = await makeSigningKey('ES256', 'canon');
+  const token = await signJwt({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 60 }, key);
+  const sig = token.split('.')[2]!;
+  // 64 signature bytes take 86 characters: the last one carries 2 bits of data and 4 unused ones.
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const last = alphabet.indexOf(sig[sig.length - 1]!);
+  const respelled = `${token.slice(0, token.length - 1)}${alphabet[last ^ 1]}`;
+  assert.deepEqual(Buffer.from(respelled.split('.')[2]!, 'base64url'), Buffer.from(sig, 'base64url'), 'the same signature bytes');
+  assert.ok(parseCompact(token) !== null);
+  assert.equal(parseCompact(respelled), null);
+});

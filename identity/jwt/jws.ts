@@ -127,7 +127,12 @@ export function parseCompact(token: string): ParsedJws | null {
   const header = jsonObject(Buffer.from(h, 'base64url'));
   const payload = jsonObject(Buffer.from(p, 'base64url'));
   if (header === null || payload === null) return null;
-  return { header, payload, signingInput: Buffer.from(token.slice(0, b), 'ascii'), signature: Buffer.from(s, 'base64url') };
+  const signature = Buffer.from(s, 'base64url');
+  // Base64url's last character can carry unused bits: another spelling of the same signature would verify
+  // as a different token string (a different cache entry and fingerprint). One spelling is accepted, the
+  // canonical one, which every JWS library writes. Stricter than jose, which decodes leniently.
+  if (signature.toString('base64url') !== s) return null;
+  return { header, payload, signingInput: Buffer.from(token.slice(0, b), 'ascii'), signature };
 }
 
 function jsonObject(bytes: Buffer): Record<string, unknown> | null {

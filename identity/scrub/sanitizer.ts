@@ -14,7 +14,7 @@
  */
 import type { TraceBatch } from '../../pipeline/batch.js';
 import { foldKey } from '../../pipeline/key-matcher.js';
-import { Inspection, PROTECT_EXACT, PROTECT_PREFIX } from '../../pipeline/inspection.js';
+import { Inspection, MIN_TOKEN_KEY, PROTECT_EXACT, PROTECT_PREFIX, tokenShapeIn } from '../../pipeline/inspection.js';
 import { WireReader, WT_LEN, varintSize, writeVarint } from '../../pipeline/wire.js';
 import { fingerprint, redacted } from './fingerprint.js';
 
@@ -69,7 +69,10 @@ export class Sanitizer {
     const start = batch.resourceStart(r);
     if (start < 0) return;
     this.eachField(start, batch.resourceEnd(r), (field, fs, cs, ce, fe) => {
-      if (field !== 1) return;
+      if (field !== 1) {
+        if (this.unknownHoldsToken(field, 2, cs, ce)) batch.replaceInResource(r, fs, fe, EMPTY);
+        return;
+      }
       const out = this.keyValue(cs, ce, null, true, true);
       if (out === STRIPPED || out === null) return;
       batch.replaceInResource(r, fs, fe, out === DROP ? EMPTY : lenField(1, out));
@@ -87,7 +90,7 @@ export class Sanitizer {
     const content = this.rebuild(r.pos, fe, (field, cs, ce) => {
       if (field === 1 || field === 2) return this.textField(field, cs, ce);
       if (field === 3) return this.listAttribute(3, cs, ce);
-      return null;
+      return this.unknownHoldsToken(field, 4, cs, ce) ? EMPTY : null;
     });
     if (content !== null) batch.replaceInScope(s, fs, fe, lenField(1, content));
   }
@@ -107,19 +110,30 @@ export class Sanitizer {
           break;
         }
         case 11:
-          out = this.wrap(11, this.rebuild(cs, ce, (f, s, e) => (f === 2 ? this.textField(2, s, e) : f === 3 ? this.listAttribute(3, s, e) : null)));
+          out = this.wrap(11, this.rebuild(cs, ce, (f, s, e) => (f === 2 ? this.textField(2, s, e) : f === 3 ? this.listAttribute(3, s, e) : this.unknownHoldsToken(f, 4, s, e) ? EMPTY : null)));
           break;
         case 13:
-          out = this.wrap(13, this.rebuild(cs, ce, (f, s, e) => (f === 3 ? this.textField(3, s, e) : f === 4 ? this.listAttribute(4, s, e) : null)));
+          out = this.wrap(13, this.rebuild(cs, ce, (f, s, e) => (f === 3 ? this.textField(3, s, e) : f === 4 ? this.listAttribute(4, s, e) : this.unknownHoldsToken(f, 6, s, e) ? EMPTY : null)));
           break;
         case 15:
-          out = this.wrap(15, this.rebuild(cs, ce, (f, s, e) => (f === 2 ? this.textField(2, s, e) : null)));
+          out = this.wrap(15, this.rebuild(cs, ce, (f, s, e) => (f === 2 ? this.textField(2, s, e) : this.unknownHoldsToken(f, 3, s, e) ? EMPTY : null)));
           break;
         default:
-          return;
+          if (!this.unknownHoldsToken(field, 16, cs, ce)) return;
+          out = EMPTY;
       }
       if (out !== null) batch.replaceInSpan(p, fs, fe, out);
     });
+  }
+
+  /**
+   * Whether a length-delimited field beyond the schema's `lastKnown` holds a credential shape: a newer
+   * schema may decode it as text, and it cannot be rewritten field by field, so it is removed whole.
+   */
+  private unknownHoldsToken(field: number, lastKnown: number, start: number, end: number): boolean {
+    if (field <= lastKnown || !this.inspection.tokens || !tokenShapeIn(this.buf, start, end)) return false;
+    this.tally[K_TOKEN]!++;
+    return true;
   }
 
   private wrap(field: number, content: Uint8Array | null): Uint8Array | null {
@@ -143,14 +157,18 @@ export class Sanitizer {
    * A KeyValue's new content; null when unchanged, DROP when it must go, STRIPPED when it is a top-level
    * span or resource attribute the strip pass removes. `path` is the folded dotted path of the lists above.
    */
-  private keyValue(start: number, end: number, path: string | null, ownList: boolean, top: boolean): Rewritten {
+  private keyValue(start: number, end: number, path: string | null, ownList: boolean, top: boolean, credential = false): Rewritten {
     const r = this.r;
     let key = '';
     let keyBytes: Uint8Array | null = null;
     let vStart = -1;
     let vEnd = -1;
+    let vHeader = -1;
+    // Rebuilt from key and value alone when an unknown field beside them holds a token.
+    let dropUnknown = false;
     r.reset(this.buf, start);
     while (r.pos < end) {
+      const fieldStart = r.pos;
       const tag = r.uint32(end);
       if (tag === 0x0a) {
         const stop = r.lengthDelimitedEnd(end);
@@ -158,9 +176,14 @@ export class Sanitizer {
         key = utf8Decoder.decode(keyBytes);
         r.pos = stop;
       } else if (tag === 0x12) {
+        vHeader = fieldStart;
         vEnd = r.lengthDelimitedEnd(end);
         vStart = r.pos;
         r.pos = vEnd;
+      } else if ((tag & 7) === WT_LEN) {
+        const stop = r.lengthDelimitedEnd(end);
+        if (this.unknownHoldsToken(tag >>> 3, 2, r.pos, stop)) dropUnknown = true;
+        r.pos = stop;
       } else r.skip(tag & 7, end);
     }
     const folded = path === null ? foldKey(key) : `${path}.${foldKey(key)}`;
@@ -171,36 +194,73 @@ export class Sanitizer {
       this.tally[K_PROTECTED]!++;
       return DROP;
     }
-    if (vStart < 0 || keyBytes === null) return null;
+    // A KeyValue without a key decodes as the empty key: its value is still looked at.
+    keyBytes ??= EMPTY;
+    // A long key may be a credential written where a name belongs; it is fingerprinted like any text.
+    const scrubbedKey = keyBytes.length >= MIN_TOKEN_KEY ? this.scrubText(key) : null;
+    if (scrubbedKey !== null) keyBytes = utf8.encode(scrubbedKey);
+    const rekey = scrubbedKey !== null || dropUnknown;
+    if (vStart < 0) return rekey ? lenField(1, keyBytes) : null;
     let value: Rewritten;
-    if (this.inspection.sensitiveTail(keyBytes, 0, keyBytes.length)) {
-      value = this.credentialValue(vStart, vEnd);
-      this.tally[K_HEADER]!++;
+    if (credential || this.inspection.sensitiveTail(keyBytes, 0, keyBytes.length)) {
+      if (!credential) this.tally[K_HEADER]!++;
+      value = this.anyValue(vStart, vEnd, (cls & PROTECT_PREFIX) !== 0 ? folded : null, false, true);
     } else {
       const url = this.inspection.urls !== null && this.inspection.urls.match(keyBytes, 0, keyBytes.length) >= 0;
-      value = this.anyValue(vStart, vEnd, (cls & PROTECT_PREFIX) !== 0 ? folded : null, url);
+      value = this.anyValue(vStart, vEnd, (cls & PROTECT_PREFIX) !== 0 ? folded : null, url, false);
     }
     // A protected key nested under a protected prefix: the whole attribute goes, from the top.
     if (value === DROP) return DROP;
-    if (value === null) return null;
-    if (value === STRIPPED) return null;
+    if (value === null || value === STRIPPED) {
+      if (!rekey) return null;
+      return concat([lenField(1, keyBytes), this.buf.subarray(vHeader, vEnd)]);
+    }
     return concat([lenField(1, keyBytes), lenField(2, value)]);
   }
 
   /**
    * An AnyValue's new content, null when unchanged, DROP when a nested protected key was found.
-   * `prefix` is the folded path when it is a protected prefix (nested keys may complete it).
+   * `prefix` is the folded path when it is a protected prefix (nested keys may complete it); `url`, a URL
+   * attribute's value; `credential`, a sensitive header's value: every string and bytes in it is replaced.
    */
-  private anyValue(start: number, end: number, prefix: string | null, url: boolean): Rewritten {
-    if (start >= end) return null;
+  private anyValue(start: number, end: number, prefix: string | null, url: boolean, credential: boolean): Rewritten {
+    // The scan refused an AnyValue with more than one member; unknown fields beside it are kept as they are.
     const r = this.r;
     r.reset(this.buf, start);
-    // The scan refused an AnyValue with more than one member: its one field is the value.
-    const tag = r.uint32(end);
-    const field = tag >>> 3;
-    if ((tag & 7) !== WT_LEN) return null;
-    const ce = r.lengthDelimitedEnd(end);
-    const contentStart = r.pos;
+    let field = 0;
+    let fieldStart = -1;
+    let contentStart = -1;
+    let ce = -1;
+    let dropUnknown = false;
+    while (r.pos < end) {
+      const fs = r.pos;
+      const tag = r.uint32(end);
+      const f = tag >>> 3;
+      if ((tag & 7) === WT_LEN && (f === 1 || f === 5 || f === 6 || f === 7)) {
+        ce = r.lengthDelimitedEnd(end);
+        field = f;
+        fieldStart = fs;
+        contentStart = r.pos;
+        r.pos = ce;
+      } else if ((tag & 7) === WT_LEN) {
+        const stop = r.lengthDelimitedEnd(end);
+        if (this.unknownHoldsToken(f, 7, r.pos, stop)) dropUnknown = true;
+        r.pos = stop;
+      } else r.skip(tag & 7, end);
+    }
+    const member = fieldStart < 0 ? null : this.member(field, contentStart, ce, prefix, url, credential);
+    if (member === DROP || member === STRIPPED) return member;
+    // With an unknown field to drop, the value is its member alone; else unknown fields stay where they were.
+    if (dropUnknown) return member ?? (fieldStart < 0 ? EMPTY : this.buf.subarray(fieldStart, ce));
+    if (member === null) return null;
+    return concat([this.buf.subarray(start, fieldStart), member, this.buf.subarray(ce, end)]);
+  }
+
+  /** The new field for AnyValue member `field` with content [contentStart, ce); null when unchanged. */
+  private member(field: number, contentStart: number, ce: number, prefix: string | null, url: boolean, credential: boolean): Rewritten {
+    const r = this.r;
+    if (credential && field === 1) return lenField(1, utf8.encode(redactCredential(utf8Decoder.decode(this.buf.subarray(contentStart, ce)))));
+    if (credential && field === 7) return lenField(1, utf8.encode(redacted(Buffer.from(this.buf.subarray(contentStart, ce)).toString('latin1'))));
     switch (field) {
       case 1: {
         let s: string | null = utf8Decoder.decode(this.buf.subarray(contentStart, ce));
@@ -236,7 +296,14 @@ export class Sanitizer {
           let stop: number;
           if (t === 0x0a) {
             stop = r.lengthDelimitedEnd(ce);
-            out = kv ? this.keyValue(r.pos, stop, prefix, false, false) : this.anyValue(r.pos, stop, prefix, url);
+            out = kv ? this.keyValue(r.pos, stop, prefix, false, false, credential) : this.anyValue(r.pos, stop, prefix, url, credential);
+          } else if ((t & 7) === WT_LEN) {
+            stop = r.lengthDelimitedEnd(ce);
+            if (this.unknownHoldsToken(t >>> 3, 1, r.pos, stop)) {
+              changed = true;
+              p = stop;
+              continue;
+            }
           } else {
             r.skip(t & 7, ce);
             stop = r.pos;
@@ -254,36 +321,6 @@ export class Sanitizer {
       default:
         return null;
     }
-  }
-
-  /** The value of a sensitive header attribute, fingerprinted: strings one by one, anything else whole. */
-  private credentialValue(start: number, end: number): Uint8Array {
-    const r = this.r;
-    r.reset(this.buf, start);
-    const tag = r.uint32(end);
-    if (tag === 0x0a) {
-      const e = r.lengthDelimitedEnd(end);
-      return lenField(1, utf8.encode(redactCredential(utf8Decoder.decode(this.buf.subarray(r.pos, e)))));
-    }
-    if (tag === 0x2a) {
-      const e = r.lengthDelimitedEnd(end);
-      const parts: Uint8Array[] = [];
-      while (r.pos < e) {
-        const t = r.uint32(e);
-        const stop = r.lengthDelimitedEnd(e);
-        let text: string;
-        const inner = new WireReader();
-        inner.reset(this.buf, r.pos);
-        if (t === 0x0a && r.pos < stop && inner.uint32(stop) === 0x0a) {
-          const s = inner.lengthDelimitedEnd(stop);
-          text = redactCredential(utf8Decoder.decode(this.buf.subarray(inner.pos, s)));
-        } else text = redacted(Buffer.from(this.buf.subarray(r.pos, stop)).toString('latin1'));
-        parts.push(lenField(1, lenField(1, utf8.encode(text))));
-        r.pos = stop;
-      }
-      return lenField(5, concat(parts));
-    }
-    return lenField(1, utf8.encode(redacted(Buffer.from(this.buf.subarray(start, end)).toString('latin1'))));
   }
 
   /** Secret query parameters of a URL with their values fingerprinted; null when it has none. */

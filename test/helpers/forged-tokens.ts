@@ -112,9 +112,10 @@ export function truncated(token: string, how: Truncation): string {
     case 'no-signature-segment':
       return `${h}.${p}`;
     case 'half-signature': {
-      // Keep a length that is valid base64url (not 1 mod 4) so the failure is the signature, not decoding.
+      // Keep whole 4-character groups: canonical base64url (no unused bits set), so the failure is the
+      // signature, not decoding.
       let n = Math.floor(s.length / 2);
-      if (n % 4 === 1) n--;
+      n -= n % 4;
       return `${h}.${p}.${s.slice(0, n)}`;
     }
     case 'header-only':
