@@ -4,6 +4,7 @@ import { factory as otlpReceiver } from '../receivers/otlp/index.js';
 import { factory as batchProcessor } from '../processors/batch/index.js';
 import { factory as memoryLimiter } from '../processors/memory_limiter/index.js';
 import { factory as identityProcessor } from '../processors/identity/index.js';
+import { factory as redactionProcessor } from '../processors/redaction/index.js';
 import { factory as otlpExporter } from '../exporters/otlp/index.js';
 import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
 import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
@@ -16,6 +17,7 @@ export const FACTORIES: readonly AnyFactory[] = [
   batchProcessor,
   memoryLimiter,
   identityProcessor,
+  redactionProcessor,
   otlpExporter,
   otlphttpExporter,
   lightstepExporter,
