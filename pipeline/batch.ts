@@ -8,7 +8,7 @@
  * list over the same bytes and index.
  */
 import { invalidArgument } from './errors.js';
-import { Inspection, MIN_TOKEN_KEY, MIN_TOKEN_RUN, PROTECT_EXACT, PROTECT_PREFIX, tokenShapeIn } from './inspection.js';
+import { Inspection, MIN_TOKEN_KEY, MIN_TOKEN_TEXT, PROTECT_EXACT, PROTECT_PREFIX, URL_KEY, tokenShapeIn } from './inspection.js';
 import { KeyMatcher } from './key-matcher.js';
 
 export { KeyMatcher };
@@ -254,18 +254,21 @@ class Scanner {
   // processor strips anyway (the credential itself) marks nothing.
   private deferring = false;
   private deferred = false;
+  // While the value of a protected span or resource attribute is walked: nothing in it is looked at.
+  private quiet = false;
 
   scan(buf: Uint8Array, insp: Inspection | null = null): BatchIndex {
     // Most spans are a few hundred bytes or more; an index sized for 60-byte spans over-allocates (and the
     // garbage collector pays) for every realistic batch. Regrowth is cheap.
     const ix = new BatchIndex((buf.length / 256) | 0, buf.length);
     ix.inspection = insp;
-    ix.watch = insp === null ? null : insp.protect;
+    ix.watch = insp === null ? null : insp.keys;
     this.ix = ix;
     this.insp = insp;
     this.buf = buf;
     this.unit = UNIT_NONE;
     this.deferring = false;
+    this.quiet = false;
     const r = this.r;
     r.reset(buf, 0);
     const end = buf.length;
@@ -298,12 +301,12 @@ class Scanner {
     if (tag >>> 3 === 0) throw invalidArgument('field number 0');
     const r = this.r;
     const insp = this.insp;
-    if ((tag & 7) !== WT_LEN || insp === null || !insp.tokens) {
+    if ((tag & 7) !== WT_LEN || insp === null || !insp.tokens || this.quiet) {
       r.skip(tag & 7, end);
       return;
     }
     const stop = r.lengthDelimitedEnd(end);
-    if (stop - r.pos >= MIN_TOKEN_RUN && tokenShapeIn(this.buf, r.pos, stop)) {
+    if (stop - r.pos >= MIN_TOKEN_TEXT && tokenShapeIn(this.buf, r.pos, stop)) {
       if (this.unit === UNIT_NONE) throw invalidArgument('an unknown field outside any resource, scope or span holds a credential-shaped value');
       this.mark();
     }
@@ -347,7 +350,7 @@ class Scanner {
 
   private checkText(start: number, end: number): void {
     const insp = this.insp;
-    if (insp !== null && insp.tokens && end - start >= MIN_TOKEN_RUN && tokenShapeIn(this.buf, start, end)) {
+    if (insp !== null && insp.tokens && !this.quiet && end - start >= MIN_TOKEN_TEXT && tokenShapeIn(this.buf, start, end)) {
       // Outside a unit (a schema_url) nothing can be rewritten, and a credential there is never legitimate.
       if (this.unit === UNIT_NONE) throw invalidArgument('a schema_url holds a credential-shaped value');
       this.mark();
@@ -712,6 +715,7 @@ class Scanner {
     let keyEnd = -1;
     let valueStart = -1;
     let valueEnd = -1;
+    let cls = -1;
     const top = depth === 0 && this.insp !== null;
     if (top) {
       this.deferring = true;
@@ -732,22 +736,30 @@ class Scanner {
         if (valueStart >= 0) throw invalidArgument('KeyValue.value occurs more than once (an attribute has one value)');
         valueEnd = r.lengthDelimitedEnd(end);
         valueStart = r.pos;
+        // The value of a key the strip pass removes (the evidence itself) needs no look: with the key
+        // first, as every encoder writes it, it is known before the value is walked.
+        if (top && keyStart >= 0 && list !== LIST_OTHER) {
+          cls = this.insp!.worthALook(this.buf, keyStart, keyEnd) ? this.insp!.keyClass(this.buf, keyStart, keyEnd) : 0;
+          if ((cls & PROTECT_EXACT) !== 0) this.quiet = true;
+        }
         this.anyValue(valueEnd, depth);
+        if (top) this.quiet = false;
       } else {
         this.unknown(tag, end);
       }
     }
     const insp = this.insp;
-    if (insp === null) return;
+    if (insp === null || (this.quiet && !top)) return;
     if (top) this.deferring = false;
     if (keyStart < 0) {
       if (this.deferred) this.mark();
       return;
     }
     const buf = this.buf;
+    const look = insp.worthALook(buf, keyStart, keyEnd);
+    if (cls < 0) cls = look ? insp.keyClass(buf, keyStart, keyEnd) : 0;
     if (top) {
-      const cls = insp.protectedClass(buf, keyStart, keyEnd);
-      if (cls !== 0) {
+      if ((cls & (PROTECT_EXACT | PROTECT_PREFIX)) !== 0) {
         // Protected keys on spans and resources are the processor's own strip pass's work; a dotted prefix
         // (`identity` holding {verified: true}) and protected keys in other lists need a close look.
         if (list === LIST_OTHER || (cls & PROTECT_PREFIX) !== 0) this.mark();
@@ -758,12 +770,12 @@ class Scanner {
       }
       if (this.deferred) this.mark();
     }
-    if (insp.sensitiveTail(buf, keyStart, keyEnd) || (insp.tokens && keyEnd - keyStart >= MIN_TOKEN_KEY && tokenShapeIn(buf, keyStart, keyEnd))) {
+    if ((look && insp.sensitiveTail(buf, keyStart, keyEnd)) || (insp.tokens && keyEnd - keyStart >= MIN_TOKEN_KEY && tokenShapeIn(buf, keyStart, keyEnd))) {
       this.mark();
       return;
     }
     // A URL attribute's string value (the AnyValue's one member; unknown fields may stand beside it).
-    if (insp.urls !== null && valueStart >= 0 && insp.urls.match(buf, keyStart, keyEnd) >= 0) {
+    if ((cls & URL_KEY) !== 0 && valueStart >= 0) {
       r.pos = valueStart;
       while (r.pos < valueEnd) {
         const tag = r.uint32(valueEnd);

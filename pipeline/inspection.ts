@@ -12,6 +12,8 @@ import { KeyMatcher } from './key-matcher.js';
 export const PROTECT_EXACT = 1;
 /** The key is a dotted prefix of a protected key (`identity` of `identity.verified`). */
 export const PROTECT_PREFIX = 2;
+/** The key is a URL attribute's, whose secret query parameters are looked for. */
+export const URL_KEY = 4;
 
 export interface InspectionSpec {
   /**
@@ -30,11 +32,13 @@ export interface InspectionSpec {
 }
 
 export class Inspection {
-  /** Protected keys and their dotted prefixes, folded; `protectClass[i]` says which each is. */
-  readonly protect: KeyMatcher;
-  readonly protectClass: Uint8Array;
+  /**
+   * Protected keys, their dotted prefixes and URL attribute keys, folded, in one matcher so each key costs
+   * one lookup; `keyClasses[i]` says what each is (PROTECT_EXACT | PROTECT_PREFIX | URL_KEY).
+   */
+  readonly keys: KeyMatcher;
+  readonly keyClasses: Uint8Array;
   readonly sensitive: KeyMatcher | null;
-  readonly urls: KeyMatcher | null;
   readonly params: KeyMatcher | null;
   readonly tokens: boolean;
   /** Two inspections with the same signature mark the same units. */
@@ -50,28 +54,43 @@ export class Inspection {
       }
       classes.set(k, (classes.get(k) ?? 0) | PROTECT_EXACT);
     }
-    const keys = [...classes.keys()];
-    this.protect = KeyMatcher.of(keys, true);
-    this.protectClass = Uint8Array.from(keys.map((k) => classes.get(k)!));
-    this.sensitive = spec.sensitiveNames.length === 0 ? null : KeyMatcher.of(spec.sensitiveNames, true);
     const urls = spec.secretParams.length === 0 ? [] : spec.urlKeys;
-    this.urls = urls.length === 0 ? null : KeyMatcher.of(urls, true);
+    for (const k of urls) classes.set(k, (classes.get(k) ?? 0) | URL_KEY);
+    const keys = [...classes.keys()];
+    this.keys = KeyMatcher.of(keys, true);
+    this.keyClasses = Uint8Array.from(keys.map((k) => classes.get(k)!));
+    this.sensitive = spec.sensitiveNames.length === 0 ? null : KeyMatcher.of(spec.sensitiveNames, true);
     this.params = urls.length === 0 ? null : KeyMatcher.of(spec.secretParams, true);
     this.tokens = spec.tokens;
     const sorted = (a: readonly string[]): string[] => [...a].sort();
     this.signature = JSON.stringify([sorted(spec.protect), sorted(spec.sensitiveNames), sorted(urls), sorted(spec.secretParams), spec.tokens]);
   }
 
-  /** The class of a protected key match at buf[start, end) (0 when none). */
-  protectedClass(buf: Uint8Array, start: number, end: number): number {
-    const i = this.protect.match(buf, start, end);
-    return i < 0 ? 0 : this.protectClass[i]!;
+  /**
+   * Whether a key can be anything this inspection looks for: a protected key or prefix, a URL attribute,
+   * or one ending in a sensitive name. Two byte reads answer no for most keys; a key ending in a blank,
+   * control or non-ASCII byte (it may have something to trim) is always worth a look.
+   */
+  worthALook(buf: Uint8Array, start: number, end: number): boolean {
+    if (end <= start) return true;
+    const last = buf[end - 1]!;
+    if (last <= 0x20 || last >= 0x7f) return true;
+    return this.keys.mayEnd(buf, start, end) || (this.sensitive !== null && this.sensitive.mayEnd(buf, start, end));
+  }
+
+  /** What the key at buf[start, end) is (PROTECT_EXACT | PROTECT_PREFIX | URL_KEY; 0 when none). */
+  keyClass(buf: Uint8Array, start: number, end: number): number {
+    const i = this.keys.match(buf, start, end);
+    return i < 0 ? 0 : this.keyClasses[i]!;
   }
 
   /** Whether the last dotted segment of the key at buf[start, end) is a sensitive header name. */
   sensitiveTail(buf: Uint8Array, start: number, end: number): boolean {
     const m = this.sensitive;
-    if (m === null) return false;
+    if (m === null || end === start) return false;
+    // Most keys end unlike any sensitive name; one that ends in an ignorable byte is looked at closely.
+    const last = buf[end - 1]!;
+    if (last > 0x20 && last < 0x7f && !m.mayEnd(buf, start, end)) return false;
     let p = end;
     while (p > start && buf[p - 1] !== 0x2e) p--;
     return m.match(buf, p, end) >= 0;
@@ -106,6 +125,12 @@ B64URL[0x5f] = 1;
 
 /** Shortest run that can hold a JWT header or a WebAuthn clientDataJSON: `e`, `y`|`w`, eight more. */
 export const MIN_TOKEN_RUN = 10;
+/**
+ * Strings are looked into from this length. A credential JWT (a header, claims such as iss, sub and exp,
+ * a signature) or a WebAuthn assertion is always longer; most attribute values are shorter, and skipping
+ * them is most of what keeps the look cheap.
+ */
+export const MIN_TOKEN_TEXT = 40;
 /**
  * Keys are looked into from this length: no attribute name a person chooses is this long, and a JWT that
  * carries claims always is. Most keys are shorter, which keeps the per-key cost to one comparison.

@@ -17,6 +17,10 @@ export class KeyMatcher {
   /** The keys as given (folded matchers store them lower-cased and trimmed). */
   readonly keys: readonly Uint8Array[];
   private readonly byLength: Int32Array[];
+  /** Each key's last byte (folded matchers), compared before the rest. */
+  private readonly lastBytes: Uint8Array;
+  /** Folded keys' last two bytes ((second-to-last << 8) | last; 0 before a one-byte key). */
+  private readonly endPairs = new Uint8Array(65536);
   private readonly coverage = new WeakMap<KeyMatcher, boolean>();
 
   constructor(
@@ -29,6 +33,22 @@ export class KeyMatcher {
     const buckets: number[][] = Array.from({ length: max + 1 }, () => []);
     this.keys.forEach((k, i) => buckets[k.length]!.push(i));
     this.byLength = buckets.map((b) => Int32Array.from(b));
+    this.lastBytes = Uint8Array.from(this.keys.map((k) => (k.length === 0 ? 0 : k[k.length - 1]!)));
+    for (const k of this.keys) if (k.length > 0) this.endPairs[((k.length >= 2 ? k[k.length - 2]! : 0) << 8) | k[k.length - 1]!] = 1;
+  }
+
+  /**
+   * Whether buf[start, end) can end like one of these keys (its last two bytes, ASCII-folded): a two-read
+   * filter. Most keys fail it; keys of one length often share a prefix (`http.request.…`) but rarely an
+   * ending.
+   */
+  mayEnd(buf: Uint8Array, start: number, end: number): boolean {
+    if (end <= start) return false;
+    let a = end - start >= 2 ? buf[end - 2]! : 0;
+    let b = buf[end - 1]!;
+    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
+    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+    return this.endPairs[(a << 8) | b] === 1;
   }
 
   static of(keys: readonly string[], folded = false): KeyMatcher {
@@ -55,11 +75,14 @@ export class KeyMatcher {
         end = trimEnd(buf, start, end);
       }
       const len = end - start;
-      if (len >= this.byLength.length) return -1;
+      if (len === 0 || len >= this.byLength.length || !this.mayEnd(buf, start, end)) return -1;
       const bucket = this.byLength[len]!;
+      let last = buf[end - 1]!;
+      if (last >= 0x41 && last <= 0x5a) last |= 0x20;
       for (let i = 0; i < bucket.length; i++) {
         const k = bucket[i]!;
-        if (foldedEqual(buf, start, this.keys[k]!)) return k;
+        // Keys of one length often share a prefix (`http.request.…`): the last byte tells most apart.
+        if (this.lastBytes[k] === last && foldedEqual(buf, start, this.keys[k]!)) return k;
       }
       return -1;
     }
@@ -150,7 +173,7 @@ function trimEnd(buf: Uint8Array, start: number, end: number): number {
 
 function foldedEqual(buf: Uint8Array, start: number, lowerKey: Uint8Array): boolean {
   const n = lowerKey.length;
-  for (let i = 0; i < n; i++) {
+  for (let i = n - 1; i >= 0; i--) {
     let c = buf[start + i]!;
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
     if (c !== lowerKey[i]) return false;

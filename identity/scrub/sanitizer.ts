@@ -14,7 +14,7 @@
  */
 import type { TraceBatch } from '../../pipeline/batch.js';
 import { foldKey } from '../../pipeline/key-matcher.js';
-import { Inspection, MIN_TOKEN_KEY, PROTECT_EXACT, PROTECT_PREFIX, tokenShapeIn } from '../../pipeline/inspection.js';
+import { Inspection, MIN_TOKEN_KEY, PROTECT_EXACT, PROTECT_PREFIX, URL_KEY, tokenShapeIn } from '../../pipeline/inspection.js';
 import { WireReader, WT_LEN, varintSize, writeVarint } from '../../pipeline/wire.js';
 import { fingerprint, redacted } from './fingerprint.js';
 
@@ -187,8 +187,8 @@ export class Sanitizer {
       } else r.skip(tag & 7, end);
     }
     const folded = path === null ? foldKey(key) : `${path}.${foldKey(key)}`;
-    const m = this.inspection.protect.matchString(folded);
-    const cls = m < 0 ? 0 : this.inspection.protectClass[m]!;
+    const m = this.inspection.keys.matchString(folded);
+    const cls = m < 0 ? 0 : this.inspection.keyClasses[m]!;
     if ((cls & PROTECT_EXACT) !== 0) {
       if (top && ownList) return STRIPPED;
       this.tally[K_PROTECTED]!++;
@@ -206,7 +206,7 @@ export class Sanitizer {
       if (!credential) this.tally[K_HEADER]!++;
       value = this.anyValue(vStart, vEnd, (cls & PROTECT_PREFIX) !== 0 ? folded : null, false, true);
     } else {
-      const url = this.inspection.urls !== null && this.inspection.urls.match(keyBytes, 0, keyBytes.length) >= 0;
+      const url = (this.inspection.keyClass(keyBytes, 0, keyBytes.length) & URL_KEY) !== 0;
       value = this.anyValue(vStart, vEnd, (cls & PROTECT_PREFIX) !== 0 ? folded : null, url, false);
     }
     // A protected key nested under a protected prefix: the whole attribute goes, from the top.
