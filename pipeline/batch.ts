@@ -6,6 +6,12 @@
  *
  * The index is immutable once built, so `fork()` gives each pipeline that shares a receiver its own edit
  * list over the same bytes and index.
+ *
+ * The trust boundary: the index describes a request exactly as a conforming protobuf decoder reads it, or
+ * the request is refused. Decoders merge a singular embedded message sent twice and keep the last of a
+ * repeated scalar; rather than reproduce that, the scan refuses any singular field (or oneof member) that
+ * occurs twice, naming it (see Scanner). Every security decision is made on this one view, and reads see
+ * the bytes as received: a processor that must see another's edits seals the batch first.
  */
 import { invalidArgument } from './errors.js';
 import { Inspection, MIN_TOKEN_KEY, MIN_TOKEN_TEXT, PROTECT_EXACT, PROTECT_PREFIX, URL_KEY, tokenShapeIn } from './inspection.js';
