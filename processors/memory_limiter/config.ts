@@ -14,10 +14,10 @@ export const memoryLimiterConfigSchema = s
       /** Limit as a percentage of total memory (the cgroup v2 limit when set and lower). */
       limit_percentage: s.int({ min: 1, max: 100 }).optional(),
       spike_limit_percentage: s.int({ min: 0, max: 100 }).optional(),
-    },
-    {
-      min_gc_interval_when_soft_limited: 'garbage collection is left to Node.js',
-      min_gc_interval_when_hard_limited: 'garbage collection is left to Node.js',
+      /** Over the soft limit, garbage is collected before refusing, at most this often (the Collector's). */
+      min_gc_interval_when_soft_limited: s.duration().default(10_000),
+      /** The same over the hard limit (0: at every check). */
+      min_gc_interval_when_hard_limited: s.duration().default(0),
     },
   )
   .refine((c) => {

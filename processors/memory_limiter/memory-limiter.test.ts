@@ -11,7 +11,7 @@ import { decodeSpans, syntheticRequest } from '../../test/helpers/otlp.js';
 import { RecordingConsumer, processorSettings } from '../../test/helpers/processor-recorder.js';
 import { memoryLimiterConfigSchema } from './config.js';
 import { factory } from './index.js';
-import { MemoryLimiter, memoryLimits, type MemoryLimiterOptions } from './memory-limiter.js';
+import { MemoryLimiter, heldMemory, memoryLimits, type MemoryLimiterOptions } from './memory-limiter.js';
 import { totalMemoryBytes } from './total-memory.js';
 
 const MIB = 1024 * 1024;
@@ -26,7 +26,7 @@ function make(config: Record<string, unknown>, options: MemoryLimiterOptions = {
 }
 
 test('config: exactly one limit, spike below the limit, positive check interval', () => {
-  assert.deepEqual(parseOrThrow(memoryLimiterConfigSchema, { limit_mib: 512 }), { check_interval: 1000, limit_mib: 512 });
+  assert.deepEqual(parseOrThrow(memoryLimiterConfigSchema, { limit_mib: 512 }), { check_interval: 1000, limit_mib: 512, min_gc_interval_when_soft_limited: 10_000, min_gc_interval_when_hard_limited: 0 });
   assert.equal(parseOrThrow(memoryLimiterConfigSchema, { limit_percentage: 80, spike_limit_percentage: 20, check_interval: '5s' }).check_interval, 5000);
   assert.throws(() => parseOrThrow(memoryLimiterConfigSchema, {}), /exactly one of limit_mib or limit_percentage/);
   assert.throws(() => parseOrThrow(memoryLimiterConfigSchema, { limit_mib: 512, limit_percentage: 50 }), /exactly one of limit_mib or limit_percentage/);
@@ -157,8 +157,8 @@ test('with the real memory reading and a generous limit, batches pass', async ()
 });
 
 test('with the real memory reading and a limit below current usage, it refuses', async () => {
-  const rssMib = Math.ceil(process.memoryUsage.rss() / MIB);
-  const { limiter, next } = make({ limit_mib: Math.max(2, Math.floor(rssMib / 2)) });
+  const heldMib = Math.ceil(heldMemory() / MIB);
+  const { limiter, next } = make({ limit_mib: Math.max(2, Math.floor(heldMib / 2)) });
   await limiter.start(HOST);
   assert.equal(limiter.isRefusing, true);
   await assert.rejects(limiter.consume(new TraceBatch(syntheticRequest(3, 2)), CTX), /soft limit/);
@@ -172,5 +172,43 @@ test('malformed bytes are a rejected promise with INVALID_ARGUMENT, not a throw'
   const p = limiter.consume(new TraceBatch(Uint8Array.of(0x0a, 0x05, 0x01)), CTX);
   await assert.rejects(p, (e: unknown) => e instanceof PipelineError && e.code === 'INVALID_ARGUMENT');
   assert.equal(next.attempts, 0);
+  await limiter.shutdown(Date.now() + 1000);
+});
+
+test('it decides on memory held, not RSS: after a burst is released it accepts again at the next check', async () => {
+  // A burst of external memory (what request bodies are) above the soft limit, then released. RSS would
+  // stay high; held memory drops once the limiter's own garbage collection frees the buffers.
+  const base = heldMemory();
+  const { limiter, t } = make({ limit_mib: Math.ceil((base + 48 * MIB) / MIB), spike_limit_mib: 1, check_interval: '1h', min_gc_interval_when_soft_limited: 0 });
+  await limiter.start(HOST);
+  assert.equal(limiter.isRefusing, false);
+  let burst: Buffer[] | null = Array.from({ length: 8 }, () => Buffer.alloc(16 * MIB, 1));
+  limiter.check();
+  assert.equal(limiter.isRefusing, true, `refuses while ${burst.length * 16} MiB are held`);
+  assert.ok((await t.value('tracewarden_memory_limiter_held_bytes', { processor: 'memory_limiter' })) > base + 100 * MIB);
+  assert.ok((await t.value('tracewarden_memory_limiter_rss_bytes', { processor: 'memory_limiter' })) > 0);
+  burst = null;
+  limiter.check();
+  assert.equal(limiter.isRefusing, false, 'accepts again at the first check after the burst is released');
+  assert.ok((await t.value('tracewarden_memory_limiter_held_bytes', { processor: 'memory_limiter' })) < base + 48 * MIB);
+  await limiter.shutdown(Date.now() + 1000);
+  void burst;
+});
+
+test('garbage collection before refusing is rate-limited by min_gc_interval_when_soft_limited', async () => {
+  let used = 900 * MIB;
+  let collections = 0;
+  const { limiter } = make(
+    { limit_mib: 1000, spike_limit_mib: 200, check_interval: '1h', min_gc_interval_when_soft_limited: '1h', min_gc_interval_when_hard_limited: 0 },
+    { readMemory: () => used, collectGarbage: () => collections++ },
+  );
+  await limiter.start(HOST);
+  limiter.check();
+  limiter.check();
+  assert.equal(collections, 1, 'over the soft limit: once per interval');
+  used = 1100 * MIB;
+  limiter.check();
+  limiter.check();
+  assert.equal(collections, 3, 'over the hard limit: every check');
   await limiter.shutdown(Date.now() + 1000);
 });

@@ -1,9 +1,18 @@
 /**
- * Refuses data while the process uses more memory than the soft limit (limit − spike), so receivers
+ * Refuses data while the process holds more memory than the soft limit (limit − spike), so receivers
  * answer "retry later" instead of the process running out of memory. Memory is sampled by one unref'd
  * interval timer, never per batch: consume only reads a boolean. Refused spans are not lost (the sender
  * retries them), so they are counted as refused, not dropped.
+ *
+ * "Held" is what the process actually holds: the V8 heap in use plus external memory (Buffers: request
+ * bodies being received, batches, queues), as the Collector uses the Go heap. Not the resident set size:
+ * Node rarely returns freed pages to the system, so after a burst RSS stays high and a limiter on RSS
+ * would refuse long after the pressure ended. Over the soft limit the limiter collects garbage (at most
+ * once per min_gc_interval_when_soft_limited; over the hard limit, per min_gc_interval_when_hard_limited)
+ * before deciding, so garbage left by a burst does not keep it refusing.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { zeroed } from '../../pipeline/telemetry.js';
 import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
 import type { TraceBatch } from '../../pipeline/batch.js';
@@ -19,8 +28,10 @@ const DEFAULT_SPIKE_FRACTION = 0.2;
 export type MemoryReading = () => number;
 
 export interface MemoryLimiterOptions {
-  /** Defaults to the resident set size, which Node reads without walking the heap. */
+  /** Defaults to the V8 heap in use plus external memory. */
   readMemory?: MemoryReading;
+  /** Collects garbage now; defaults to V8's own (exposed once, when a limiter is built). */
+  collectGarbage?: () => void;
   /** Defaults to total memory or the cgroup v2 limit; only used with limit_percentage. */
   totalMemory?: () => number;
 }
@@ -58,6 +69,12 @@ export class MemoryLimiter implements Processor {
   private readonly incoming: { inc(n: number): void };
   private readonly outgoing: { inc(n: number): void };
   private readonly refused: { inc(n: number): void };
+  private readonly heldGauge: { set(v: number): void };
+  private readonly rssGauge: { set(v: number): void };
+  private readonly collectGarbage: (() => void) | null;
+  private lastGc = -Infinity;
+  private readonly softGcIntervalMs: number;
+  private readonly hardGcIntervalMs: number;
   private readonly tick = (): void => {
     this.check();
   };
@@ -69,7 +86,10 @@ export class MemoryLimiter implements Processor {
     options: MemoryLimiterOptions = {},
   ) {
     this.log = settings.logger.child({ component: settings.id });
-    this.readMemory = options.readMemory ?? process.memoryUsage.rss;
+    this.readMemory = options.readMemory ?? heldMemory;
+    this.collectGarbage = options.collectGarbage ?? (options.readMemory === undefined ? exposedGc() : null);
+    this.softGcIntervalMs = config.min_gc_interval_when_soft_limited;
+    this.hardGcIntervalMs = config.min_gc_interval_when_hard_limited;
     this.intervalMs = config.check_interval;
     const limits = memoryLimits(config, options.totalMemory ?? totalMemoryBytes);
     this.limitBytes = limits.limitBytes;
@@ -84,6 +104,12 @@ export class MemoryLimiter implements Processor {
     this.outgoing = zeroed(t.processorOutgoing.labels(settings.id, 'traces'));
     this.refused = t
       .counter('otelcol_processor_refused_spans_total', 'Spans refused by the processor; the sender may retry them.', ['processor'])
+      .labels(settings.id);
+    this.heldGauge = t
+      .gauge('tracewarden_memory_limiter_held_bytes', 'Memory the process holds (V8 heap in use plus external), as the memory limiter last measured it; what it decides on.', ['processor'])
+      .labels(settings.id);
+    this.rssGauge = t
+      .gauge('tracewarden_memory_limiter_rss_bytes', 'Resident set size at the memory limiter\'s last check (for comparison; not what it decides on).', ['processor'])
       .labels(settings.id);
   }
 
@@ -126,10 +152,21 @@ export class MemoryLimiter implements Processor {
     let used: number;
     try {
       used = this.readMemory();
+      if (used > this.softLimitBytes && this.collectGarbage !== null) {
+        // Garbage from a burst is not memory held: collect it before refusing (rate-limited, as in the Collector).
+        const now = Date.now();
+        if (now - this.lastGc >= (used > this.limitBytes ? this.hardGcIntervalMs : this.softGcIntervalMs)) {
+          this.lastGc = now;
+          this.collectGarbage();
+          used = this.readMemory();
+        }
+      }
     } catch (err) {
       this.log.warn('could not read memory usage; keeping the current state', { error: err });
       return;
     }
+    this.heldGauge.set(used);
+    this.rssGauge.set(process.memoryUsage.rss());
     const over = used > this.softLimitBytes;
     if (over === this.refusing) return;
     this.refusing = over;
@@ -143,6 +180,32 @@ export class MemoryLimiter implements Processor {
       this.log.info('memory usage below the soft limit again; accepting data', { used_mib: mib(used), soft_limit_mib: mib(this.softLimitBytes) });
     }
   }
+}
+
+/** The V8 heap in use plus external memory (array buffers included). */
+export function heldMemory(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
+}
+
+let gc: (() => void) | null | undefined;
+
+/** V8's garbage collector as a function (exposed once per process; null where V8 refuses). */
+function exposedGc(): (() => void) | null {
+  if (gc === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      const collect = runInNewContext('gc') as () => void;
+      // One full collection finds dead Buffers; their backing stores (external memory) go at the next.
+      gc = () => {
+        collect();
+        collect();
+      };
+    } catch {
+      gc = null;
+    }
+  }
+  return gc;
 }
 
 function mib(bytes: number): number {
