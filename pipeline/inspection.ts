@@ -137,20 +137,26 @@ export const MIN_TOKEN_TEXT = 40;
  */
 export const MIN_TOKEN_KEY = 64;
 
+/** A base64url run this long starting `ey`/`ew` is credential-shaped even without a dot (a WebAuthn clientDataJSON). */
+export const MIN_BLOB_RUN = 40;
+
 /**
- * Whether buf[start, end) holds a credential-shaped run: at a boundary (not after a base64url byte),
- * `ey` or `ew` (base64 of a JSON object's opening brace, which every JOSE header and clientDataJSON
- * starts with) and at least MIN_TOKEN_RUN base64url bytes in all.
+ * Whether buf[start, end) holds a credential-shaped run: `ey` or `ew` (base64 of a JSON object's opening
+ * brace, which every JOSE header and clientDataJSON starts with) then base64url bytes, either at least
+ * MIN_TOKEN_RUN of them followed by a dot (a JWS or JWE header), or at least MIN_BLOB_RUN. No boundary is
+ * required before it: tokens are found glued to other text (`id_token%3DeyJ…`, `jwt_eyJ…`).
  */
 export function tokenShapeIn(buf: Uint8Array, start: number, end: number): boolean {
   const last = end - MIN_TOKEN_RUN;
   for (let i = start; i <= last; i++) {
     if (buf[i] !== 0x65) continue;
     const n = buf[i + 1];
-    if ((n !== 0x79 && n !== 0x77) || (i > start && B64URL[buf[i - 1]!] === 1)) continue;
+    if (n !== 0x79 && n !== 0x77) continue;
     let j = i + 2;
     while (j < end && B64URL[buf[j]!] === 1) j++;
-    if (j - i >= MIN_TOKEN_RUN) return true;
+    const run = j - i;
+    if (run >= MIN_BLOB_RUN || (run >= MIN_TOKEN_RUN && j < end && buf[j] === 0x2e)) return true;
+    // The run holds no other `ey` start that could be longer; the dot case needs the run's end anyway.
     i = j;
   }
   return false;

@@ -124,7 +124,11 @@ export function parseCompact(token: string): ParsedJws | null {
   const p = token.slice(a + 1, b);
   const s = token.slice(b + 1);
   if (!B64URL.test(h) || !B64URL.test(p) || !B64URL.test(s) || s.length % 4 === 1 || p.length % 4 === 1 || h.length % 4 === 1) return null;
-  const header = jsonObject(Buffer.from(h, 'base64url'));
+  const headerBytes = Buffer.from(h, 'base64url');
+  // The header's JSON must open at once (no blank first): so every credential starts `ey`/`ew` and is
+  // recognisable wherever a copy of it turns up. Stricter than jose, which allows leading whitespace.
+  if (headerBytes[0] !== 0x7b) return null;
+  const header = jsonObject(headerBytes);
   const payload = jsonObject(Buffer.from(p, 'base64url'));
   if (header === null || payload === null) return null;
   const signature = Buffer.from(s, 'base64url');

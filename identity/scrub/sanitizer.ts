@@ -30,9 +30,10 @@ const K_URL = 2;
 const K_TOKEN = 3;
 const K_WEBAUTHN = 4;
 
-const JWT = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)?/g;
-const TOKEN_RUN = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{8,}/;
-const LONG_RUN = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{38,}={0,2}/g;
+// No boundary before a token: they are found glued to other text (`id_token%3DeyJ…`, `jwt_eyJ…`).
+const JWT = /e[wy][A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)?/g;
+const TOKEN_RUN = /e[wy][A-Za-z0-9_-]{8,}/;
+const LONG_RUN = /e[wy][A-Za-z0-9_-]{38,}={0,2}/g;
 const WEBAUTHN_MARKERS = /clientDataJSON|authenticatorData/i;
 const SCHEME_AND_CREDENTIAL = /^(\s*[A-Za-z][A-Za-z0-9._~+/-]*\s+)(\S+)(\s*)$/;
 
@@ -345,10 +346,15 @@ export class Sanitizer {
       return redacted(s);
     }
     let changed = false;
-    const out = s.replace(JWT, (jwt) => {
+    const out = s.replace(JWT, (match) => {
       changed = true;
       this.tally[K_TOKEN]!++;
-      return `redacted:${fingerprint(jwt)}`;
+      // Glued to text that itself starts `ey` (`keyXeyJhbG…`), the token starts at its own header's `eyJ`:
+      // the text before it stays, and the fingerprint is the token's.
+      const dot = match.indexOf('.');
+      const at = match.lastIndexOf('eyJ', dot);
+      const start = at > 0 && dot - at >= 10 ? at : 0;
+      return `${match.slice(0, start)}redacted:${fingerprint(match.slice(start))}`;
     });
     return changed ? out : null;
   }
