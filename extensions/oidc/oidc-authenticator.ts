@@ -34,7 +34,9 @@ interface ProviderRuntime {
   issuer: Issuer;
 }
 
-const BEARER = /^bearer[ \t]+([^ \t]+)[ \t]*$/i;
+// Blanks around the value are not part of it (RFC 9110 field values): HTTP/1.1 parsers drop them and
+// HTTP/2 does not, so they are ignored here, the same for both transports.
+const BEARER = /^[ \t]*bearer[ \t]+([^ \t]+)[ \t]*$/i;
 
 export class OidcAuthenticator implements Authenticator {
   private readonly providers = new Map<string, ProviderRuntime>();
@@ -50,6 +52,7 @@ export class OidcAuthenticator implements Authenticator {
   private readonly missing: Decision;
   private readonly wrongScheme: Decision;
   private readonly malformed: Decision;
+  private readonly ambiguous: Decision;
 
   constructor(
     private readonly settings: ComponentSettings,
@@ -102,6 +105,7 @@ export class OidcAuthenticator implements Authenticator {
     this.missing = failed('missing');
     this.wrongScheme = failed('wrong_scheme');
     this.malformed = failed('malformed');
+    this.ambiguous = failed('ambiguous');
   }
 
   async start(_host: Host): Promise<void> {
@@ -132,14 +136,15 @@ export class OidcAuthenticator implements Authenticator {
   }
 
   private async decide(value: string | string[] | undefined): Promise<Decision> {
-    // gRPC metadata may repeat a key; more than one credential is ambiguous, so it is refused.
+    // A header may be sent twice (HTTP/1.1 and HTTP/2 alike); more than one credential is ambiguous, and
+    // judging by either one would let [valid, forged] through: refused.
     if (Array.isArray(value)) {
-      if (value.length > 1) return this.malformed;
+      if (value.length > 1) return this.ambiguous;
       value = value[0];
     }
-    if (value === undefined || value.length === 0) return this.missing;
+    if (value === undefined || value.trim().length === 0) return this.missing;
     const m = BEARER.exec(value);
-    if (m === null) return /^bearer\b/i.test(value) ? this.malformed : this.wrongScheme;
+    if (m === null) return /^[ \t]*bearer\b/i.test(value) ? this.malformed : this.wrongScheme;
     const token = m[1]!;
 
     const now = Date.now();
