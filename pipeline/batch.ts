@@ -14,7 +14,7 @@
  * the bytes as received: a processor that must see another's edits seals the batch first.
  */
 import { invalidArgument } from './errors.js';
-import { Inspection, MIN_TOKEN_KEY, MIN_TOKEN_TEXT, PROTECT_EXACT, PROTECT_PREFIX, URL_KEY, tokenShapeIn } from './inspection.js';
+import { ENDS_LIKE_KEY, ENDS_LIKE_SENSITIVE, Inspection, MIN_TOKEN_KEY, MIN_TOKEN_TEXT, PROTECT_EXACT, PROTECT_PREFIX, URL_KEY, tokenShapeIn } from './inspection.js';
 import { KeyMatcher } from './key-matcher.js';
 
 export { KeyMatcher };
@@ -745,7 +745,7 @@ class Scanner {
         // The value of a key the strip pass removes (the evidence itself) needs no look: with the key
         // first, as every encoder writes it, it is known before the value is walked.
         if (top && keyStart >= 0 && list !== LIST_OTHER) {
-          cls = this.insp!.worthALook(this.buf, keyStart, keyEnd) ? this.insp!.keyClass(this.buf, keyStart, keyEnd) : 0;
+          cls = (this.insp!.endsLike(this.buf, keyStart, keyEnd) & ENDS_LIKE_KEY) !== 0 ? this.insp!.keyClass(this.buf, keyStart, keyEnd) : 0;
           if ((cls & PROTECT_EXACT) !== 0) this.quiet = true;
         }
         this.anyValue(valueEnd, depth);
@@ -762,8 +762,8 @@ class Scanner {
       return;
     }
     const buf = this.buf;
-    const look = insp.worthALook(buf, keyStart, keyEnd);
-    if (cls < 0) cls = look ? insp.keyClass(buf, keyStart, keyEnd) : 0;
+    const ends = insp.endsLike(buf, keyStart, keyEnd);
+    if (cls < 0) cls = (ends & ENDS_LIKE_KEY) !== 0 ? insp.keyClass(buf, keyStart, keyEnd) : 0;
     if (top) {
       if ((cls & (PROTECT_EXACT | PROTECT_PREFIX)) !== 0) {
         // Protected keys on spans and resources are the processor's own strip pass's work; a dotted prefix
@@ -776,7 +776,7 @@ class Scanner {
       }
       if (this.deferred) this.mark();
     }
-    if ((look && insp.sensitiveTail(buf, keyStart, keyEnd)) || (insp.tokens && keyEnd - keyStart >= MIN_TOKEN_KEY && tokenShapeIn(buf, keyStart, keyEnd))) {
+    if (((ends & ENDS_LIKE_SENSITIVE) !== 0 && insp.sensitiveTail(buf, keyStart, keyEnd)) || (insp.tokens && keyEnd - keyStart >= MIN_TOKEN_KEY && tokenShapeIn(buf, keyStart, keyEnd))) {
       this.mark();
       return;
     }

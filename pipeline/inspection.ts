@@ -14,6 +14,9 @@ export const PROTECT_EXACT = 1;
 export const PROTECT_PREFIX = 2;
 /** The key is a URL attribute's, whose secret query parameters are looked for. */
 export const URL_KEY = 4;
+/** endsLike(): what a key may be, judged by its ending. */
+export const ENDS_LIKE_KEY = 1;
+export const ENDS_LIKE_SENSITIVE = 2;
 
 export interface InspectionSpec {
   /**
@@ -61,22 +64,29 @@ export class Inspection {
     this.keyClasses = Uint8Array.from(keys.map((k) => classes.get(k)!));
     this.sensitive = spec.sensitiveNames.length === 0 ? null : KeyMatcher.of(spec.sensitiveNames, true);
     this.params = urls.length === 0 ? null : KeyMatcher.of(spec.secretParams, true);
+    for (const [m, bit] of [[this.keys, ENDS_LIKE_KEY], [this.sensitive, ENDS_LIKE_SENSITIVE]] as const) {
+      for (const k of m?.keys ?? []) if (k.length > 0) this.endings[((k.length >= 2 ? k[k.length - 2]! : 0) << 8) | k[k.length - 1]!]! |= bit;
+    }
     this.tokens = spec.tokens;
     const sorted = (a: readonly string[]): string[] => [...a].sort();
     this.signature = JSON.stringify([sorted(spec.protect), sorted(spec.sensitiveNames), sorted(urls), sorted(spec.secretParams), spec.tokens]);
   }
 
   /**
-   * Whether a key can be anything this inspection looks for: a protected key or prefix, a URL attribute,
-   * or one ending in a sensitive name. Two byte reads answer no for most keys; a key ending in a blank,
-   * control or non-ASCII byte (it may have something to trim) is always worth a look.
+   * What a key may be, from its last two bytes (one table read): ENDS_LIKE_KEY when it may be a protected
+   * key, prefix or URL attribute, ENDS_LIKE_SENSITIVE when it may end in a sensitive name; both when its
+   * last byte is a blank, control or non-ASCII byte (it may have something to trim). Most keys are neither.
    */
-  worthALook(buf: Uint8Array, start: number, end: number): boolean {
-    if (end <= start) return true;
-    const last = buf[end - 1]!;
-    if (last <= 0x20 || last >= 0x7f) return true;
-    return this.keys.mayEnd(buf, start, end) || (this.sensitive !== null && this.sensitive.mayEnd(buf, start, end));
+  endsLike(buf: Uint8Array, start: number, end: number): number {
+    if (end <= start) return ENDS_LIKE_KEY | ENDS_LIKE_SENSITIVE;
+    let b = buf[end - 1]!;
+    if (b <= 0x20 || b >= 0x7f) return ENDS_LIKE_KEY | ENDS_LIKE_SENSITIVE;
+    let a = end - start >= 2 ? buf[end - 2]! : 0;
+    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
+    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+    return this.endings[(a << 8) | b]!;
   }
+  private readonly endings = new Uint8Array(65536);
 
   /** What the key at buf[start, end) is (PROTECT_EXACT | PROTECT_PREFIX | URL_KEY; 0 when none). */
   keyClass(buf: Uint8Array, start: number, end: number): number {
