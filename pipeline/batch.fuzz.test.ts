@@ -10,18 +10,8 @@ import { TraceBatch, encodeKey, encodeString, encodeStringArray } from './batch.
 import { PipelineError } from './errors.js';
 import { otlpType } from './otlp-schema.js';
 import { syntheticRequest } from '../test/helpers/otlp.js';
+import { prng } from '../test/helpers/prng.js';
 
-/** mulberry32: small, fast, and the same sequence on every run for a given seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const AUTH = 'http.request.header.authorization';
 const AUTH_KEY = encodeKey(AUTH);

@@ -24,6 +24,7 @@ import { jwksOf, makeSigningKey, signJwt, startJwksServer, validClaims, type Jwk
 import { attributeLists, decodeRequest, flatten, readerPath, stringOf, type Obj } from '../../test/helpers/otlp-walk.js';
 import { identitySchema } from './config.js';
 import { IdentityProcessor } from './identity-processor.js';
+import { prng } from '../../test/helpers/prng.js';
 
 const CTX: RequestContext = { receiver: 'otlp', transport: 'grpc', peer: 'fuzz', auth: null };
 const AUTH = 'http.request.header.authorization';
@@ -31,17 +32,6 @@ const COUNT = Number(process.env['FUZZ_COUNT'] ?? 2500);
 const BUDGET_MS = Number(process.env['FUZZ_MS'] ?? 8000);
 const SEED = Number(process.env['FUZZ_SEED'] ?? Date.now() % 1_000_000);
 
-/** Mulberry32: small, seeded, good enough to spread cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PROTECTED = ['identity.verified', 'identity.failure', 'identity.issuer', 'identity.method', 'identity.auth_methods', 'identity.phishing_resistant', 'identity.credential.fingerprint', 'enduser.pseudo.id', 'identity.webauthn.user_verified', 'identity.webauthn.counter_regression', 'enduser.id', 'user.roles', AUTH, 'http.request.header.x-pomerium-jwt-assertion', 'telemetry.sender.id'];
 /** What the processor writes on a span (canonical keys, once each). */
