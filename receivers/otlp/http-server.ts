@@ -2,13 +2,18 @@
  * OTLP/HTTP on node:http (node:https with TLS), keep-alive. The body is read with a running byte count
  * and abandoned the moment it passes the limit, so no request ever holds more than the limit in memory.
  * Per-request state hangs off the request under a symbol so the event handlers are shared functions.
+ *
+ * A hostile client costs only itself: the Collector's confighttp timeouts bound how long headers, a whole
+ * request and an idle keep-alive connection may take; the bytes of bodies being received are bounded for
+ * the endpoint (past it a request is refused as retryable and its bytes released); with an authenticator,
+ * a body is read only once its sender is authenticated, so unauthenticated clients hold none.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { Authenticator, RequestContext } from '../../pipeline/component.js';
 import { PipelineError } from '../../pipeline/errors.js';
 import type { Logger } from '../../pipeline/logger.js';
-import { otlpJsonToProtobuf } from '../../pipeline/otlp-json.js';
+import { otlpJsonToProtobufAsync } from '../../pipeline/otlp-json.js';
 import type { HttpConfig } from './config.js';
 import { decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
 import type { ExportCore, TransportMetrics } from './export-core.js';
@@ -29,6 +34,8 @@ class HttpExchange {
   chunks: Buffer[] = [];
   received = 0;
   finished = false;
+  /** Bytes counted against the endpoint's in-flight budget, released once the body is in (or abandoned). */
+  held = 0;
 
   constructor(
     readonly server: HttpServer,
@@ -46,6 +53,10 @@ export class HttpServer {
   private bound: BoundAddress | null = null;
   closing = false;
   readonly limit: number;
+  /** Body bytes being received on this endpoint, and the budget. */
+  inflight = 0;
+  readonly maxInflight: number;
+  readonly overBudget: PipelineError;
 
   constructor(
     private readonly id: string,
@@ -55,6 +66,8 @@ export class HttpServer {
     readonly logger: Logger,
   ) {
     this.limit = config.max_request_body_size;
+    this.maxInflight = config.max_inflight_mib * 1024 * 1024;
+    this.overBudget = new PipelineError('UNAVAILABLE', 'too much request data is being received; retry later', 1000);
   }
 
   get address(): BoundAddress | null {
@@ -68,7 +81,17 @@ export class HttpServer {
   async start(authenticator: Authenticator | null): Promise<void> {
     this.authenticator = authenticator;
     const onRequest = (req: Request, res: http.ServerResponse): void => this.onRequest(req, res);
-    const server = this.config.tls ? https.createServer({ ...(await loadTls(this.config.tls)), keepAlive: true }, onRequest) : http.createServer({ keepAlive: true }, onRequest);
+    const c = this.config;
+    // Node checks these clocks every connectionsCheckingInterval (30 s by default): often enough here.
+    const options = {
+      keepAlive: true,
+      requestTimeout: c.read_timeout,
+      headersTimeout: Math.min(c.read_header_timeout, c.read_timeout),
+      keepAliveTimeout: c.idle_timeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, c.read_header_timeout, c.read_timeout)),
+    };
+    const server = c.tls ? https.createServer({ ...(await loadTls(c.tls)), ...options }, onRequest) : http.createServer(options, onRequest);
+    server.keepAliveTimeout = c.idle_timeout;
     server.on('tlsClientError', ignore);
     this.server = server;
     this.bound = await listen(server, this.config.endpoint, 'otlp/http');
@@ -121,13 +144,28 @@ export class HttpServer {
     const ctx: RequestContext = { receiver: this.id, transport: 'http', peer: `${req.socket.remoteAddress}:${req.socket.remotePort}`, auth: null };
     const ex = new HttpExchange(this, req, res, format, encoding, ctx);
     req[EXCHANGE] = ex;
+    req.once('close', onClose);
     if (this.authenticator === null) startReading(req);
     else void this.authenticateThenRead(ex, this.authenticator);
   }
 
+  /** Counts `n` more body bytes against the endpoint's budget; false (nothing counted) past it. */
+  reserve(ex: HttpExchange, n: number): boolean {
+    if (this.inflight + n > this.maxInflight) return false;
+    this.inflight += n;
+    ex.held += n;
+    return true;
+  }
+
+  release(ex: HttpExchange): void {
+    this.inflight -= ex.held;
+    ex.held = 0;
+  }
+
   private async authenticateThenRead(ex: HttpExchange, authenticator: Authenticator): Promise<void> {
     try {
-      ex.ctx.auth = await this.core.authenticate(authenticator, ex.req.headers);
+      // headersDistinct: a header sent twice is two values (node:http would keep the first authorization).
+      ex.ctx.auth = await this.core.authenticate(authenticator, distinct(ex.req.headersDistinct));
     } catch (err) {
       fail(ex, this.core.refusal(err, ex.ctx));
       return;
@@ -142,7 +180,7 @@ export class HttpServer {
       const body = ex.chunks.length === 1 ? ex.chunks[0]! : Buffer.concat(ex.chunks, ex.received);
       ex.chunks = [];
       const plain = await decompress(body, ex.encoding, this.limit);
-      bytes = ex.format === 'json' ? otlpJsonToProtobuf(plain) : plain;
+      bytes = ex.format === 'json' ? await otlpJsonToProtobufAsync(plain) : plain;
     } catch (err) {
       fail(ex, this.core.refusal(err, ex.ctx));
       return;
@@ -183,6 +221,25 @@ function formatOf(contentType: string | undefined): Format | null {
 }
 
 
+/** The connection went away mid-body (or the request timed out): what it held is released. */
+function onClose(this: Request): void {
+  const ex = this[EXCHANGE];
+  if (ex === undefined || ex.finished) return;
+  ex.finished = true;
+  ex.chunks = [];
+  ex.server.release(ex);
+}
+
+/** Headers as an authenticator takes them: one value as a string, a repeated header as its values. */
+function distinct(headers: NodeJS.Dict<string[]>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const v = headers[name]!;
+    out[name] = v.length === 1 ? v[0]! : v;
+  }
+  return out;
+}
+
 function startReading(req: Request): void {
   req.on('data', onData);
   req.on('end', onEnd);
@@ -191,6 +248,7 @@ function startReading(req: Request): void {
 function onData(this: Request, chunk: Buffer): void {
   const ex = this[EXCHANGE]!;
   if (ex.finished) return;
+  if (!ex.server.reserve(ex, chunk.length)) return fail(ex, ex.server.overBudget);
   ex.received += chunk.length;
   if (ex.received > ex.server.limit) {
     fail(ex, tooLarge(ex.server.limit));
@@ -203,6 +261,7 @@ function onEnd(this: Request): void {
   const ex = this[EXCHANGE]!;
   if (ex.finished) return;
   ex.finished = true;
+  ex.server.release(ex);
   ex.server.complete(ex).catch((err: unknown) => {
     ex.server.logger.error('otlp/http request failed', { error: err instanceof Error ? err.name : 'unknown' });
     ex.server.respondError(ex.res, ex.format, 500, 13, 'internal error', '');
@@ -214,6 +273,7 @@ function fail(ex: HttpExchange, err: PipelineError): void {
   const unread = !ex.req.complete;
   ex.finished = true;
   ex.chunks = [];
+  ex.server.release(ex);
   ex.server.metrics.countError(err);
   ex.server.core.logRejected(ex.ctx, err);
   ex.server.respondError(ex.res, ex.format, httpStatusOf(err.code), grpcCodeOf(err.code), err.message, err.retryable ? retryAfterSeconds(err) : '', unread);
