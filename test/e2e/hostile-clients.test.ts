@@ -221,6 +221,26 @@ service:
     }
   });
 
+  test('with authentication on, an unauthenticated client holds no body: it is answered 401 before its body is read', async () => {
+    const attackers: Socket[] = [];
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const s = await rawSocket(daemon.httpPort());
+          attackers.push(s);
+          s.write(`POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nAuthorization: Bearer forged.token.here\r\nContent-Length: ${20 * MIB}\r\n\r\n`);
+          s.write(Buffer.alloc(64 * 1024, 1));
+          return untilClosed(s, 10_000);
+        }),
+      );
+      for (const a of answers) assert.match(a.text, /^HTTP\/1\.1 401/, 'refused on its headers, with 20 MiB still unsent');
+      const ok = await httpRequest(daemon.httpPort(), { headers: { 'content-type': 'application/x-protobuf', authorization: `Bearer ${good}` }, body: syntheticRequest(2) });
+      assert.equal(ok.status, 200, 'the authenticated sender is served');
+    } finally {
+      for (const s of attackers) s.destroy();
+    }
+  });
+
   test('blanks around the authorization value: each transport applies its protocol’s rule, and no padded value is ever half-read', async () => {
     for (const value of [`Bearer ${good}`, `  Bearer ${good}  `, `\tBearer ${good}`]) {
       const padded = value !== `Bearer ${good}`;
