@@ -11,8 +11,8 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { KeyMatcher, TraceBatch, encodeKey, encodeString } from '../pipeline/batch.js';
-import { otlpType } from '../pipeline/otlp-schema.js';
+import { KeyMatcher, TraceBatch, encodeKey, encodeString } from '../pipeline/batch/batch.js';
+import { otlpType } from '../pipeline/batch/otlp-schema.js';
 import { decodeSpans } from '../test/helpers/otlp.js';
 import { AUTH, batchOf } from './spans.js';
 

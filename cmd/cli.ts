@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatProblems, loadConfig, readSources, type ConfigProblem, type ConfigSource } from '../pipeline/config.js';
-import type { Registry } from '../pipeline/component.js';
-import { Logger } from '../pipeline/logger.js';
-import { Service } from '../pipeline/service.js';
+import { formatProblems, loadConfig, readSources, type ConfigProblem, type ConfigSource } from '../pipeline/config/config.js';
+import type { Registry } from '../pipeline/service/component.js';
+import { Logger } from '../pipeline/telemetry/logger.js';
+import { Service } from '../pipeline/service/service.js';
 import { defaultRegistry } from './components.js';
 import { DEFAULT_CONFIG } from './default-config.js';
 

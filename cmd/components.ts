@@ -1,5 +1,5 @@
 /** The registry: every component type tracewarden knows. A new component is one line here. */
-import { Registry, type AnyFactory } from '../pipeline/component.js';
+import { Registry, type AnyFactory } from '../pipeline/service/component.js';
 import { factory as otlpReceiver } from '../receivers/otlp/index.js';
 import { factory as batchProcessor } from '../processors/batch/index.js';
 import { factory as memoryLimiter } from '../processors/memory_limiter/index.js';

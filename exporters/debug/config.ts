@@ -1,5 +1,5 @@
 /** `debug` exporter configuration, as the Collector's debugexporter. */
-import { s, type Infer } from '../../pipeline/schema.js';
+import { s, type Infer } from '../../pipeline/config/schema.js';
 
 export const debugConfigSchema = s.object(
   {

@@ -3,10 +3,10 @@
  * or everything (detailed), like the Collector's debug exporter. Credential-bearing attributes (see
  * format.ts) print as <redacted>.
  */
-import { zeroed } from '../../pipeline/telemetry.js';
-import type { TraceBatch } from '../../pipeline/batch.js';
-import type { ComponentSettings, Exporter, RequestContext } from '../../pipeline/component.js';
-import type { Logger } from '../../pipeline/logger.js';
+import { zeroed } from '../../pipeline/telemetry/telemetry.js';
+import type { TraceBatch } from '../../pipeline/batch/batch.js';
+import type { ComponentSettings, Exporter, RequestContext } from '../../pipeline/service/component.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
 import type { DebugConfig } from './config.js';
 import { countSpans, decodeRequest, formatDetailed, formatNormal } from './format.js';
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TraceBatch } from '../../pipeline/batch.js';
-import type { RequestContext } from '../../pipeline/component.js';
-import { otlpType } from '../../pipeline/otlp-schema.js';
-import { parseOrThrow } from '../../pipeline/schema.js';
+import { TraceBatch } from '../../pipeline/batch/batch.js';
+import type { RequestContext } from '../../pipeline/service/component.js';
+import { otlpType } from '../../pipeline/batch/otlp-schema.js';
+import { parseOrThrow } from '../../pipeline/config/schema.js';
 import { exporterSettings } from '../../test/helpers/exporter-settings.js';
 import { DebugExporter } from './debug-exporter.js';
 import { goTime } from './format.js';

@@ -2,7 +2,7 @@
  * Human-readable renderings of an ExportTraceServiceRequest in the style of the Collector's debug
  * exporter (its otlptext marshaler). Fully decodes with protobufjs: this is for eyes, not throughput.
  */
-import { otlpType } from '../../pipeline/otlp-schema.js';
+import { otlpType } from '../../pipeline/batch/otlp-schema.js';
 
 interface Kv {
   key: string;

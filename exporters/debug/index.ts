@@ -1,4 +1,4 @@
-import type { ExporterFactory } from '../../pipeline/component.js';
+import type { ExporterFactory } from '../../pipeline/service/component.js';
 import { debugConfigSchema, type DebugConfig } from './config.js';
 import { DebugExporter } from './debug-exporter.js';
 

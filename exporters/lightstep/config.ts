@@ -2,7 +2,7 @@
  * `lightstep` exporter configuration: the `otlp` exporter's keys with Lightstep's endpoint as the
  * default, plus the access token, given inline or (better) as a file.
  */
-import { s, type Infer } from '../../pipeline/schema.js';
+import { s, type Infer } from '../../pipeline/config/schema.js';
 import { COLLECTOR_ONLY_GRPC_KEYS, otlpGrpcShape } from '../otlp/config.js';
 
 export const LIGHTSTEP_ENDPOINT = 'ingest.lightstep.com:443';

@@ -2,7 +2,7 @@
  * `lightstep`: the `otlp` gRPC exporter with Lightstep's endpoint and the access token sent as the
  * `lightstep-access-token` header. The token is a secret header of the otlp exporter: never logged.
  */
-import type { ExporterFactory } from '../../pipeline/component.js';
+import type { ExporterFactory } from '../../pipeline/service/component.js';
 import { OtlpGrpcExporter } from '../otlp/grpc-exporter.js';
 import { ACCESS_TOKEN_HEADER, lightstepConfigSchema, type LightstepConfig } from './config.js';
 import { resolveAccessToken } from './token.js';

@@ -4,8 +4,8 @@
  * retries are the ExporterHelper's; this file only maps one call's result to a SendOutcome.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { TraceBatch } from '../../pipeline/batch.js';
-import type { ComponentSettings, Exporter, Host, RequestContext } from '../../pipeline/component.js';
+import type { TraceBatch } from '../../pipeline/batch/batch.js';
+import type { ComponentSettings, Exporter, Host, RequestContext } from '../../pipeline/service/component.js';
 import {
   ExporterHelper,
   SENT,
@@ -13,8 +13,8 @@ import {
   permanentOutcome,
   retryableOutcome,
   type SendOutcome,
-} from '../../pipeline/exporter-helper.js';
-import type { Logger } from '../../pipeline/logger.js';
+} from '../../pipeline/exporterhelper/exporter-helper.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
 import { parseGrpcEndpoint, type OtlpConfig } from './config.js';
 import { checkHeader } from './headers.js';
 import { parsePartialSuccess, parseRpcStatus } from './response.js';

@@ -1,4 +1,4 @@
-import type { ExporterFactory } from '../../pipeline/component.js';
+import type { ExporterFactory } from '../../pipeline/service/component.js';
 import { otlpConfigSchema, type OtlpConfig } from './config.js';
 import { OtlpGrpcExporter } from './grpc-exporter.js';
 

@@ -3,7 +3,7 @@
  * partial success, and google.rpc.Status (its message and RetryInfo). Peers are not trusted: a malformed
  * answer yields "nothing found", never an exception.
  */
-import { WireReader, WT_LEN, WT_VARINT } from '../../pipeline/wire.js';
+import { WireReader, WT_LEN, WT_VARINT } from '../../pipeline/batch/wire.js';
 
 export interface PartialSuccess {
   rejectedSpans: number;

@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
-import { parseOrThrow, s, type Infer } from '../../pipeline/schema.js';
+import { parseOrThrow, s, type Infer } from '../../pipeline/config/schema.js';
 
 const tlsObject = s.object(
     {

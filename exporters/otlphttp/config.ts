@@ -1,6 +1,6 @@
 /** `otlphttp` exporter configuration: the Collector's otlphttpexporter keys and defaults (traces only). */
-import { retrySchema, sendingQueueSchema } from '../../pipeline/exporter-helper.js';
-import { s, type Infer } from '../../pipeline/schema.js';
+import { retrySchema, sendingQueueSchema } from '../../pipeline/exporterhelper/exporter-helper.js';
+import { s, type Infer } from '../../pipeline/config/schema.js';
 import { tlsSchema } from '../otlp/tls.js';
 
 const urlSchema = () =>

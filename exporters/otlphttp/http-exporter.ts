@@ -7,8 +7,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
-import type { TraceBatch } from '../../pipeline/batch.js';
-import type { ComponentSettings, Exporter, Host, RequestContext } from '../../pipeline/component.js';
+import type { TraceBatch } from '../../pipeline/batch/batch.js';
+import type { ComponentSettings, Exporter, Host, RequestContext } from '../../pipeline/service/component.js';
 import {
   ExporterHelper,
   SENT,
@@ -16,8 +16,8 @@ import {
   permanentOutcome,
   retryableOutcome,
   type SendOutcome,
-} from '../../pipeline/exporter-helper.js';
-import type { Logger } from '../../pipeline/logger.js';
+} from '../../pipeline/exporterhelper/exporter-helper.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
 import { parsePartialSuccess, parseRpcStatus } from '../otlp/response.js';
 import { checkHeader } from '../otlp/headers.js';
 import { loadTls } from '../otlp/tls.js';

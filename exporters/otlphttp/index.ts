@@ -1,4 +1,4 @@
-import type { ExporterFactory } from '../../pipeline/component.js';
+import type { ExporterFactory } from '../../pipeline/service/component.js';
 import { otlphttpConfigSchema, type OtlpHttpConfig } from './config.js';
 import { OtlpHttpExporter } from './http-exporter.js';
 

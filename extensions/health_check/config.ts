@@ -1,4 +1,4 @@
-import { endpointSchema, s, type Infer } from '../../pipeline/schema.js';
+import { endpointSchema, s, type Infer } from '../../pipeline/config/schema.js';
 
 /** The Collector's health_check extension keys, so existing configs that enable it keep working. */
 export const healthCheckSchema = s.object(

@@ -4,8 +4,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ComponentSettings, Extension, Host } from '../../pipeline/component.js';
-import { closeServer, listen } from '../../pipeline/net.js';
+import type { ComponentSettings, Extension, Host } from '../../pipeline/service/component.js';
+import { closeServer, listen } from '../../pipeline/service/net.js';
 import type { HealthCheckConfig } from './config.js';
 
 export class HealthCheckExtension implements Extension {

@@ -1,4 +1,4 @@
-import type { ExtensionFactory } from '../../pipeline/component.js';
+import type { ExtensionFactory } from '../../pipeline/service/component.js';
 import { healthCheckSchema, type HealthCheckConfig } from './config.js';
 import { HealthCheckExtension } from './health-check.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ParseContext, parseOrThrow } from '../../pipeline/schema.js';
+import { ParseContext, parseOrThrow } from '../../pipeline/config/schema.js';
 import { oidcSchema, resolveProviders } from './config.js';
 import { factory } from './index.js';
 

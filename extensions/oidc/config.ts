@@ -5,7 +5,7 @@
  * timing).
  */
 import { ASYMMETRIC_ALGORITHMS, type JwtAlgorithm } from '../../identity/jwt/issuer.js';
-import { s, type Infer, type Schema } from '../../pipeline/schema.js';
+import { s, type Infer, type Schema } from '../../pipeline/config/schema.js';
 import { keysSchema } from '../../identity/keys/config.js';
 
 const DEFAULT_USERNAME_CLAIM = 'sub';

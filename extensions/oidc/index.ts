@@ -1,4 +1,4 @@
-import type { ExtensionFactory } from '../../pipeline/component.js';
+import type { ExtensionFactory } from '../../pipeline/service/component.js';
 import { oidcSchema, type OidcConfig } from './config.js';
 import { OidcAuthenticator } from './oidc-authenticator.js';
 

@@ -10,10 +10,10 @@
  */
 import type { Counter } from 'prom-client';
 import { LRUCache } from 'lru-cache';
-import type { Authenticator, ComponentSettings, Host, SenderAuth } from '../../pipeline/component.js';
-import type { PipelineError } from '../../pipeline/errors.js';
-import type { Logger } from '../../pipeline/logger.js';
-import { zeroed } from '../../pipeline/telemetry.js';
+import type { Authenticator, ComponentSettings, Host, SenderAuth } from '../../pipeline/service/component.js';
+import type { PipelineError } from '../../pipeline/service/errors.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
+import { zeroed } from '../../pipeline/telemetry/telemetry.js';
 import { buildIssuer } from '../../identity/jwt/build.js';
 import type { Issuer } from '../../identity/jwt/issuer.js';
 import { JwtVerifier } from '../../identity/jwt/verifier.js';

@@ -2,7 +2,7 @@
  * The closed set of authentication results: metric label values and log fields. Each failure has one
  * fixed answer for the sender, which names the defect and never the credential.
  */
-import { PipelineError } from '../../pipeline/errors.js';
+import { PipelineError } from '../../pipeline/service/errors.js';
 import type { FailureReason } from '../../identity/reasons.js';
 
 export const AUTH_RESULTS = [

@@ -2,8 +2,9 @@
 import type { KeySource } from '../keys/key-source.js';
 import { JwsKeySet } from './jws.js';
 
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
-export type JwtAlgorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];
+import type { JwtAlgorithm } from './algorithms.js';
+
+export { ASYMMETRIC_ALGORITHMS, type JwtAlgorithm } from './algorithms.js';
 
 export interface IssuerPolicy {
   issuer: string;

@@ -5,7 +5,7 @@
  * jose's jwtVerify. The tests hold both to the same answers on the adversarial token set.
  */
 import { createPublicKey, constants, verify, type KeyObject } from 'node:crypto';
-import type { JwtAlgorithm } from './issuer.js';
+import type { JwtAlgorithm } from './algorithms.js';
 
 export type JwsFailure = 'malformed' | 'algorithm_not_allowed' | 'unknown_key' | 'bad_signature';
 

@@ -1,5 +1,5 @@
 /** Key source timing and limits, in the configuration of every component that loads keys. */
-import { s, Schema, type Infer, type ParseContext, type Path } from '../../pipeline/schema.js';
+import { s, Schema, type Infer, type ParseContext, type Path } from '../../pipeline/config/schema.js';
 
 /**
  * The default unknown-kid cooldown. Short enough that a key an issuer starts signing with before

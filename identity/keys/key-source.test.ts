@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { JwsKeySet } from '../jwt/jws.js';
 import { KeySource, RETRY_JITTER, type KeySourceTiming } from './key-source.js';
 import { DEFAULT_UNKNOWN_KID_COOLDOWN_MS, keysSchema } from './config.js';
-import { ParseContext, parseOrThrow } from '../../pipeline/schema.js';
+import { ParseContext, parseOrThrow } from '../../pipeline/config/schema.js';
 import { keySourceTiming } from '../jwt/build.js';
 import { urlLoader } from './locations.js';
 import { KeyFetchError } from './fetch-json.js';

@@ -1,6 +1,6 @@
 /**
  * The close look at the resources, scopes and spans that the validating scan marked (see
- * pipeline/inspection.ts): each field that holds something to remove is rebuilt and replaced in the batch.
+ * pipeline/batch/inspection.ts): each field that holds something to remove is rebuilt and replaced in the batch.
  * - an attribute, at any level, whose key is protected (folded: case, surrounding whitespace and
  *   invisible characters ignored) is removed; so is a key-value list attribute under a protected dotted
  *   prefix that holds a protected key (`identity: {verified: true}`). On spans and resources the
@@ -12,10 +12,10 @@
  *   assertion is replaced whole.
  * Marked units are rare, so this path builds strings and small buffers freely; unmarked ones never get here.
  */
-import type { TraceBatch } from '../../pipeline/batch.js';
-import { foldKey } from '../../pipeline/key-matcher.js';
-import { Inspection, MIN_TOKEN_KEY, PROTECT_EXACT, PROTECT_PREFIX, URL_KEY, tokenShapeIn } from '../../pipeline/inspection.js';
-import { WireReader, WT_LEN, varintSize, writeVarint } from '../../pipeline/wire.js';
+import type { TraceBatch } from '../../pipeline/batch/batch.js';
+import { foldKey } from '../../pipeline/batch/key-matcher.js';
+import { Inspection, MIN_TOKEN_KEY, PROTECT_EXACT, PROTECT_PREFIX, URL_KEY, tokenShapeIn } from '../../pipeline/batch/inspection.js';
+import { WireReader, WT_LEN, varintSize, writeVarint } from '../../pipeline/batch/wire.js';
 import { fingerprint, redacted } from './fingerprint.js';
 
 export const SCRUB_KINDS = ['protected_key', 'header', 'url_parameter', 'token', 'webauthn'] as const;

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { TraceBatch, encodeKey } from '../../pipeline/batch.js';
-import type { RequestContext } from '../../pipeline/component.js';
-import { PipelineError } from '../../pipeline/errors.js';
-import { ParseContext, parseOrThrow } from '../../pipeline/schema.js';
+import { TraceBatch, encodeKey } from '../../pipeline/batch/batch.js';
+import type { RequestContext } from '../../pipeline/service/component.js';
+import { PipelineError } from '../../pipeline/service/errors.js';
+import { ParseContext, parseOrThrow } from '../../pipeline/config/schema.js';
 import { buildRequest, decodeSpans } from '../../test/helpers/otlp.js';
 import { RecordingConsumer, histogramStats, processorSettings } from '../../test/helpers/processor-recorder.js';
 import { BatchProcessor } from './batch-processor.js';

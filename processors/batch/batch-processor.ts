@@ -14,12 +14,12 @@
  * refuses, or re-packing them fails) are counted in tracewarden_dropped_spans_total with a reason.
  */
 import type { Counter, Histogram } from 'prom-client';
-import { TraceBatch } from '../../pipeline/batch.js';
-import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
-import { PipelineError, asPipelineError } from '../../pipeline/errors.js';
-import { settlesBy } from '../../pipeline/deadline.js';
-import type { Logger } from '../../pipeline/logger.js';
-import { zeroed, type Telemetry } from '../../pipeline/telemetry.js';
+import { TraceBatch } from '../../pipeline/batch/batch.js';
+import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
+import { PipelineError, asPipelineError } from '../../pipeline/service/errors.js';
+import { settlesBy } from '../../pipeline/service/deadline.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
+import { zeroed, type Telemetry } from '../../pipeline/telemetry/telemetry.js';
 import type { BatchConfig } from './config.js';
 
 /** The Collector's buckets for otelcol_processor_batch_batch_send_size. */

@@ -1,4 +1,4 @@
-import type { ProcessorFactory } from '../../pipeline/component.js';
+import type { ProcessorFactory } from '../../pipeline/service/component.js';
 import { BatchProcessor } from './batch-processor.js';
 import { batchConfigSchema, type BatchConfig } from './config.js';
 

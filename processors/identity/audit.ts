@@ -3,7 +3,7 @@
  * span), rate-limited with a token bucket; lines held back are counted and reported in the next line.
  * A line carries fingerprints, never the credential or the subject.
  */
-import type { Logger } from '../../pipeline/logger.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
 import { fingerprint, type Decision } from './decision.js';
 
 export class AuditLog {

@@ -2,9 +2,9 @@
  * `identity` processor configuration. Issuers are an allowlist; every key location is explicit.
  */
 import { ASYMMETRIC_ALGORITHMS } from '../../identity/jwt/issuer.js';
-import { s, type Infer } from '../../pipeline/schema.js';
+import { s, type Infer } from '../../pipeline/config/schema.js';
 import { keysSchema } from '../../identity/keys/config.js';
-import { foldKey } from '../../pipeline/key-matcher.js';
+import { foldKey } from '../../pipeline/batch/key-matcher.js';
 import { ATTR } from './attributes.js';
 
 const issuerSchema = s

@@ -5,8 +5,8 @@
  */
 import { createHmac } from 'node:crypto';
 import type { JWTPayload } from 'jose';
-import type { EncodedValue } from '../../pipeline/batch.js';
-import { encodeBool, encodeDouble, encodeInt, encodeSpanAttributes, encodeString, encodeStringArray } from '../../pipeline/batch.js';
+import type { EncodedValue } from '../../pipeline/batch/batch.js';
+import { encodeBool, encodeDouble, encodeInt, encodeSpanAttributes, encodeString, encodeStringArray } from '../../pipeline/batch/batch.js';
 import type { FailureReason } from '../../identity/reasons.js';
 import { fingerprint } from '../../identity/scrub/fingerprint.js';
 import { ATTR } from './attributes.js';

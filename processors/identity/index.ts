@@ -1,4 +1,4 @@
-import type { ProcessorFactory } from '../../pipeline/component.js';
+import type { ProcessorFactory } from '../../pipeline/service/component.js';
 import { identitySchema, type IdentityConfig } from './config.js';
 import { IdentityProcessor } from './identity-processor.js';
 

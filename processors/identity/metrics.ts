@@ -3,7 +3,7 @@
  * closed set of reason codes, never from a token. Per-span counts are summed per batch and added once.
  */
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import { zeroed, type Telemetry } from '../../pipeline/telemetry.js';
+import { zeroed, type Telemetry } from '../../pipeline/telemetry/telemetry.js';
 import { FAILURE_REASONS, type FailureReason } from '../../identity/reasons.js';
 import { SCRUB_KINDS } from '../../identity/scrub/sanitizer.js';
 

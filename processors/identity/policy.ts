@@ -4,8 +4,8 @@
  * an issuer. Compiled once; matching compares bytes in the batch without building strings, except one
  * service name per resource.
  */
-import { TraceBatch, encodeKey, VALUE_STRING } from '../../pipeline/batch.js';
-import { bytesEqual } from '../../pipeline/wire.js';
+import { TraceBatch, encodeKey, VALUE_STRING } from '../../pipeline/batch/batch.js';
+import { bytesEqual } from '../../pipeline/batch/wire.js';
 import type { RuleConfig } from './config.js';
 import type { Decision } from './decision.js';
 

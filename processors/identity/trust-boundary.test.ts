@@ -6,11 +6,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { TraceBatch } from '../../pipeline/batch.js';
-import type { RequestContext } from '../../pipeline/component.js';
-import { PipelineError } from '../../pipeline/errors.js';
-import { otlpType } from '../../pipeline/otlp-schema.js';
-import { parseOrThrow } from '../../pipeline/schema.js';
+import { TraceBatch } from '../../pipeline/batch/batch.js';
+import type { RequestContext } from '../../pipeline/service/component.js';
+import { PipelineError } from '../../pipeline/service/errors.js';
+import { otlpType } from '../../pipeline/batch/otlp-schema.js';
+import { parseOrThrow } from '../../pipeline/config/schema.js';
 import { RecordingConsumer, processorSettings } from '../../test/helpers/processor-recorder.js';
 import { jwksOf, makeSigningKey, signJwt, startJwksServer, validClaims, type JwksServer, type SigningKey } from '../../test/helpers/jwks-server.js';
 import { attributeLists, decodeRequest, flatten, readerPath, spanValues, stringOf, type Obj } from '../../test/helpers/otlp-walk.js';

@@ -14,7 +14,7 @@ import { credentialKeysFromJwks } from '../../identity/webauthn/credential-keys.
 import { assertionFingerprint, ReplayGuard, SignCountStore } from '../../identity/webauthn/replay.js';
 import type { CredentialKey } from '../../identity/webauthn/types.js';
 import { rpIdHash, spanChallenge, verifyAssertion, type AssertionPolicy } from '../../identity/webauthn/verify.js';
-import type { Logger } from '../../pipeline/logger.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
 import type { FailureReason } from '../../identity/reasons.js';
 import type { WebAuthnConfig } from './config.js';
 import type { Decision, DecisionBuilder } from './decision.js';

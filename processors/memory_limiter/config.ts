@@ -1,4 +1,4 @@
-import { s, type Infer } from '../../pipeline/schema.js';
+import { s, type Infer } from '../../pipeline/config/schema.js';
 
 export const memoryLimiterConfigSchema = s
   .object(

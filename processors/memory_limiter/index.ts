@@ -1,4 +1,4 @@
-import type { ProcessorFactory } from '../../pipeline/component.js';
+import type { ProcessorFactory } from '../../pipeline/service/component.js';
 import { memoryLimiterConfigSchema, type MemoryLimiterConfig } from './config.js';
 import { MemoryLimiter } from './memory-limiter.js';
 

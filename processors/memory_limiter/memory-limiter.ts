@@ -13,11 +13,11 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { zeroed } from '../../pipeline/telemetry.js';
-import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
-import type { TraceBatch } from '../../pipeline/batch.js';
-import { PipelineError } from '../../pipeline/errors.js';
-import type { Logger } from '../../pipeline/logger.js';
+import { zeroed } from '../../pipeline/telemetry/telemetry.js';
+import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
+import type { TraceBatch } from '../../pipeline/batch/batch.js';
+import { PipelineError } from '../../pipeline/service/errors.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
 import type { MemoryLimiterConfig } from './config.js';
 import { totalMemoryBytes } from './total-memory.js';
 

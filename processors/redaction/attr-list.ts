@@ -6,8 +6,8 @@
  * Values are read as any protobuf decoder reads them, and what decoders could read differently from this
  * view is refused: a KeyValue with two value fields (decoders merge them) or an AnyValue with two kinds set.
  */
-import { invalidArgument } from '../../pipeline/errors.js';
-import { WireReader, WT_LEN } from '../../pipeline/wire.js';
+import { invalidArgument } from '../../pipeline/service/errors.js';
+import { WireReader, WT_LEN } from '../../pipeline/batch/wire.js';
 
 export class AttrList {
   count = 0;

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultRegistry } from '../../cmd/components.js';
-import { loadConfig } from '../../pipeline/config.js';
-import { parseOrThrow } from '../../pipeline/schema.js';
+import { loadConfig } from '../../pipeline/config/config.js';
+import { parseOrThrow } from '../../pipeline/config/schema.js';
 import { redactionConfigSchema } from './config.js';
 import { factory } from './index.js';
 

@@ -1,4 +1,4 @@
-import { ParseContext, Schema, s, type Infer, type Path } from '../../pipeline/schema.js';
+import { ParseContext, Schema, s, type Infer, type Path } from '../../pipeline/config/schema.js';
 import { goRegexpProblem } from './go-regexp.js';
 
 /** A Collector key this processor does not implement: refused with a message that says so, never ignored. */

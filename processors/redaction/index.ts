@@ -1,4 +1,4 @@
-import type { ProcessorFactory } from '../../pipeline/component.js';
+import type { ProcessorFactory } from '../../pipeline/service/component.js';
 import { redactionConfigSchema, type RedactionConfig } from './config.js';
 import { RedactionProcessor } from './redaction-processor.js';
 

@@ -6,11 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { TraceBatch, encodeKey, encodeString } from '../../pipeline/batch.js';
-import type { RequestContext } from '../../pipeline/component.js';
-import { PipelineError } from '../../pipeline/errors.js';
-import { otlpType } from '../../pipeline/otlp-schema.js';
-import { parseOrThrow } from '../../pipeline/schema.js';
+import { TraceBatch, encodeKey, encodeString } from '../../pipeline/batch/batch.js';
+import type { RequestContext } from '../../pipeline/service/component.js';
+import { PipelineError } from '../../pipeline/service/errors.js';
+import { otlpType } from '../../pipeline/batch/otlp-schema.js';
+import { parseOrThrow } from '../../pipeline/config/schema.js';
 import { RecordingConsumer, processorSettings } from '../../test/helpers/processor-recorder.js';
 import { redactionConfigSchema } from './config.js';
 import { RedactionProcessor } from './redaction-processor.js';

@@ -15,11 +15,11 @@
  * batch that earlier processors edited is sealed first, so what is read is what would be exported.
  */
 import type { Counter } from 'prom-client';
-import { encodeString, type EncodedValue, type TraceBatch } from '../../pipeline/batch.js';
-import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/component.js';
-import { invalidArgument } from '../../pipeline/errors.js';
-import { zeroed } from '../../pipeline/telemetry.js';
-import { WireReader, lenFieldSize, writeLenHeader } from '../../pipeline/wire.js';
+import { encodeString, type EncodedValue, type TraceBatch } from '../../pipeline/batch/batch.js';
+import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
+import { invalidArgument } from '../../pipeline/service/errors.js';
+import { zeroed } from '../../pipeline/telemetry/telemetry.js';
+import { WireReader, lenFieldSize, writeLenHeader } from '../../pipeline/batch/wire.js';
 import { AttrList } from './attr-list.js';
 import type { RedactionConfig } from './config.js';
 import { A_ALLOWED, A_IGNORED, A_MASKED, A_REDACTED, Redactor } from './redactor.js';

@@ -13,7 +13,7 @@
  * Built once at start-up: patterns compiled, key sets encoded, the mask function chosen.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { VALUE_INT, VALUE_STRING, decodeUtf8, encodeInt, encodeString, type EncodedValue } from '../../pipeline/batch.js';
+import { VALUE_INT, VALUE_STRING, decodeUtf8, encodeInt, encodeString, type EncodedValue } from '../../pipeline/batch/batch.js';
 import type { AttrList } from './attr-list.js';
 import type { RedactionConfig } from './config.js';
 import { compileGoRegexp, goReplaceAll, goTest, replaceEveryLine } from './go-regexp.js';

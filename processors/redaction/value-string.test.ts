@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { otlpType } from '../../pipeline/otlp-schema.js';
+import { otlpType } from '../../pipeline/batch/otlp-schema.js';
 import { AttrList } from './attr-list.js';
 import { goJsonString, sortGoStrings, valueAsString } from './value-string.js';
 

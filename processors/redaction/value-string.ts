@@ -5,8 +5,8 @@
  * values give Go's JSON error text); bytes in standard base64; arrays and key-value lists as JSON with
  * sorted keys and no HTML escaping (a list holding a non-finite double gives "", as in Go).
  */
-import { VALUE_ARRAY, VALUE_BOOL, VALUE_BYTES, VALUE_DOUBLE, VALUE_INT, VALUE_KVLIST, VALUE_STRING, decodeUtf8 } from '../../pipeline/batch.js';
-import { WireReader, WT_LEN } from '../../pipeline/wire.js';
+import { VALUE_ARRAY, VALUE_BOOL, VALUE_BYTES, VALUE_DOUBLE, VALUE_INT, VALUE_KVLIST, VALUE_STRING, decodeUtf8 } from '../../pipeline/batch/batch.js';
+import { WireReader, WT_LEN } from '../../pipeline/batch/wire.js';
 
 const MAX_DEPTH = 64;
 

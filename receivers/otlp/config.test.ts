@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ParseContext, parseOrThrow } from '../../pipeline/schema.js';
+import { ParseContext, parseOrThrow } from '../../pipeline/config/schema.js';
 import { factory } from './index.js';
 
 function parse(value: unknown): { out: unknown; errors: string[]; warnings: string[] } {

@@ -3,7 +3,7 @@
  * config works unchanged. Only the protocols present are enabled; `grpc:` with no value means "enabled,
  * with defaults".
  */
-import { endpointSchema, s, type Infer } from '../../pipeline/schema.js';
+import { endpointSchema, s, type Infer } from '../../pipeline/config/schema.js';
 
 const tlsSchema = s.object(
   {

@@ -4,7 +4,7 @@
  */
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { PipelineError, invalidArgument } from '../../pipeline/errors.js';
+import { PipelineError, invalidArgument } from '../../pipeline/service/errors.js';
 
 const gunzip = promisify(zlib.gunzip);
 const inflate = promisify(zlib.inflate);

@@ -3,12 +3,12 @@
  * batch, hand it to the next stage, and count the outcome. Transports only frame, read and answer.
  */
 import type { Counter } from 'prom-client';
-import { TraceBatch } from '../../pipeline/batch.js';
-import type { Inspection } from '../../pipeline/inspection.js';
-import type { Authenticator, RequestContext, SenderAuth, TracesConsumer } from '../../pipeline/component.js';
-import { PipelineError, asPipelineError } from '../../pipeline/errors.js';
-import type { Logger } from '../../pipeline/logger.js';
-import { zeroed, type Telemetry } from '../../pipeline/telemetry.js';
+import { TraceBatch } from '../../pipeline/batch/batch.js';
+import type { Inspection } from '../../pipeline/batch/inspection.js';
+import type { Authenticator, RequestContext, SenderAuth, TracesConsumer } from '../../pipeline/service/component.js';
+import { PipelineError, asPipelineError } from '../../pipeline/service/errors.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
+import { zeroed, type Telemetry } from '../../pipeline/telemetry/telemetry.js';
 import { OUTCOMES, type Outcome } from './status.js';
 
 type Child = Counter.Internal;

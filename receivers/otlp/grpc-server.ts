@@ -11,14 +11,14 @@
  * too often. One coarse sweep per second enforces the clocks: no timer per call.
  */
 import http2 from 'node:http2';
-import type { Authenticator, RequestContext } from '../../pipeline/component.js';
-import { PipelineError, invalidArgument } from '../../pipeline/errors.js';
-import type { Logger } from '../../pipeline/logger.js';
+import type { Authenticator, RequestContext } from '../../pipeline/service/component.js';
+import { PipelineError, invalidArgument } from '../../pipeline/service/errors.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
 import type { GrpcConfig } from './config.js';
 import { decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
 import type { ExportCore, TransportMetrics } from './export-core.js';
-import { closeServer, listen, type BoundAddress } from '../../pipeline/net.js';
-import { settlesBy } from '../../pipeline/deadline.js';
+import { closeServer, listen, type BoundAddress } from '../../pipeline/service/net.js';
+import { settlesBy } from '../../pipeline/service/deadline.js';
 import { loadTls } from './listen.js';
 import {
   GRPC_INTERNAL,

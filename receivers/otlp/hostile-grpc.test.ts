@@ -171,7 +171,7 @@ test('two authorization values over gRPC reach the authenticator as two, never a
       shutdown: async () => {},
       authenticate: async (headers: Readonly<Record<string, string | string[] | undefined>>) => {
         seen.push(headers['authorization']);
-        throw new (await import('../../pipeline/errors.js')).PipelineError('UNAUTHENTICATED', 'no');
+        throw new (await import('../../pipeline/service/errors.js')).PipelineError('UNAUTHENTICATED', 'no');
       },
     }),
     readiness: () => ({ ready: true, notReady: [] }),

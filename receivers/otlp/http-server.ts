@@ -10,15 +10,15 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Authenticator, RequestContext } from '../../pipeline/component.js';
-import { PipelineError } from '../../pipeline/errors.js';
-import type { Logger } from '../../pipeline/logger.js';
-import { otlpJsonToProtobufAsync } from '../../pipeline/otlp-json.js';
+import type { Authenticator, RequestContext } from '../../pipeline/service/component.js';
+import { PipelineError } from '../../pipeline/service/errors.js';
+import type { Logger } from '../../pipeline/telemetry/logger.js';
+import { otlpJsonToProtobufAsync } from '../../pipeline/batch/otlp-json.js';
 import type { HttpConfig } from './config.js';
 import { decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
 import type { ExportCore, TransportMetrics } from './export-core.js';
-import { closeServer, listen, type BoundAddress } from '../../pipeline/net.js';
-import { settlesBy } from '../../pipeline/deadline.js';
+import { closeServer, listen, type BoundAddress } from '../../pipeline/service/net.js';
+import { settlesBy } from '../../pipeline/service/deadline.js';
 import { loadTls } from './listen.js';
 import { encodeRpcStatus, grpcCodeOf, httpStatusOf, retryAfterSeconds } from './status.js';
 

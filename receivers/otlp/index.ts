@@ -1,4 +1,4 @@
-import type { ReceiverFactory } from '../../pipeline/component.js';
+import type { ReceiverFactory } from '../../pipeline/service/component.js';
 import { configSchema, type OtlpReceiverConfig } from './config.js';
 import { OtlpReceiver } from './receiver.js';
 

@@ -1,10 +1,10 @@
 /** The otlp receiver: an OTLP/gRPC and an OTLP/HTTP endpoint, each optional, in front of one consumer. */
-import { isAuthenticator, type Authenticator, type ComponentSettings, type Host, type Receiver, type TracesConsumer } from '../../pipeline/component.js';
+import { isAuthenticator, type Authenticator, type ComponentSettings, type Host, type Receiver, type TracesConsumer } from '../../pipeline/service/component.js';
 import type { AuthConfig, OtlpReceiverConfig } from './config.js';
 import { ExportCore, TransportMetrics } from './export-core.js';
 import { GrpcServer } from './grpc-server.js';
 import { HttpServer } from './http-server.js';
-import type { BoundAddress } from '../../pipeline/net.js';
+import type { BoundAddress } from '../../pipeline/service/net.js';
 
 export class OtlpReceiver implements Receiver {
   private readonly grpc: GrpcServer | null;

@@ -2,8 +2,8 @@
  * How a refusal is answered on each transport, as the OTLP specification says, and the google.rpc.Status
  * messages that carry it (encoded by hand: three small messages do not justify a protobuf runtime).
  */
-import type { PipelineError, PipelineErrorCode } from '../../pipeline/errors.js';
-import { WT_VARINT, lenFieldSize, varintSize, writeLenHeader, writeVarint } from '../../pipeline/wire.js';
+import type { PipelineError, PipelineErrorCode } from '../../pipeline/service/errors.js';
+import { WT_VARINT, lenFieldSize, varintSize, writeLenHeader, writeVarint } from '../../pipeline/batch/wire.js';
 
 export const GRPC_OK = 0;
 export const GRPC_INVALID_ARGUMENT = 3;

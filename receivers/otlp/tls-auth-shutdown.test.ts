@@ -4,9 +4,9 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { Logger, MemorySink } from '../../pipeline/logger.js';
-import { parseOrThrow } from '../../pipeline/schema.js';
-import { Telemetry } from '../../pipeline/telemetry.js';
+import { Logger, MemorySink } from '../../pipeline/telemetry/logger.js';
+import { parseOrThrow } from '../../pipeline/config/schema.js';
+import { Telemetry } from '../../pipeline/telemetry/telemetry.js';
 import { decodeSpans, syntheticRequest } from '../../test/helpers/otlp.js';
 import {
   BearerAuthenticator,

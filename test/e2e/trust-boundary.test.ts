@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { decodeRequest as decodeForDebug, formatDetailed } from '../../exporters/debug/format.js';
-import { otlpRoot, otlpType } from '../../pipeline/otlp-schema.js';
+import { otlpRoot, otlpType } from '../../pipeline/batch/otlp-schema.js';
 import { ATTR } from '../../processors/identity/attributes.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { captureDebugOutput, debugAttributes, type DebugCapture } from '../helpers/debug-output.js';

@@ -5,9 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { defaultRegistry } from '../../cmd/components.js';
-import { formatProblems, loadConfig } from '../../pipeline/config.js';
-import { Logger, MemorySink } from '../../pipeline/logger.js';
-import { Service } from '../../pipeline/service.js';
+import { formatProblems, loadConfig } from '../../pipeline/config/config.js';
+import { Logger, MemorySink } from '../../pipeline/telemetry/logger.js';
+import { Service } from '../../pipeline/service/service.js';
 import type { OtlpReceiver } from '../../receivers/otlp/receiver.js';
 
 export interface RunningDaemon {

@@ -1,7 +1,7 @@
 /** ComponentSettings for exporter tests: a fresh telemetry registry and a logger writing to memory. */
-import type { ComponentSettings, Host } from '../../pipeline/component.js';
-import { Logger, MemorySink } from '../../pipeline/logger.js';
-import { Telemetry } from '../../pipeline/telemetry.js';
+import type { ComponentSettings, Host } from '../../pipeline/service/component.js';
+import { Logger, MemorySink } from '../../pipeline/telemetry/logger.js';
+import { Telemetry } from '../../pipeline/telemetry/telemetry.js';
 
 export interface ExporterTestSettings extends ComponentSettings {
   sink: MemorySink;

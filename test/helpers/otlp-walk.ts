@@ -3,7 +3,7 @@
  * attribute list at every level, key-value lists flattened into dotted paths, and keys compared the way a
  * person reads them (an implementation written apart from the product's key folding).
  */
-import { otlpType } from '../../pipeline/otlp-schema.js';
+import { otlpType } from '../../pipeline/batch/otlp-schema.js';
 
 export type Obj = any;
 

@@ -3,7 +3,7 @@
  * wire scanner under test).
  */
 import { randomBytes } from 'node:crypto';
-import { otlpType } from '../../pipeline/otlp-schema.js';
+import { otlpType } from '../../pipeline/batch/otlp-schema.js';
 
 export type AttrValue = string | number | boolean | string[];
 

@@ -2,10 +2,10 @@
  * A real next consumer for processor tests: records every batch it accepts (bytes, span count, context),
  * can refuse with a given error, and can hold its answer until the test opens a gate (a slow downstream).
  */
-import type { TraceBatch } from '../../pipeline/batch.js';
-import type { ComponentSettings, RequestContext, TracesConsumer } from '../../pipeline/component.js';
-import { Logger, MemorySink } from '../../pipeline/logger.js';
-import { Telemetry } from '../../pipeline/telemetry.js';
+import type { TraceBatch } from '../../pipeline/batch/batch.js';
+import type { ComponentSettings, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
+import { Logger, MemorySink } from '../../pipeline/telemetry/logger.js';
+import { Telemetry } from '../../pipeline/telemetry/telemetry.js';
 
 export interface Received {
   bytes: Uint8Array;

@@ -10,12 +10,12 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TraceBatch } from '../../pipeline/batch.js';
-import type { Authenticator, Extension, Host, RequestContext, SenderAuth, TracesConsumer } from '../../pipeline/component.js';
-import { PipelineError } from '../../pipeline/errors.js';
-import { Logger, MemorySink } from '../../pipeline/logger.js';
-import { parseOrThrow } from '../../pipeline/schema.js';
-import { Telemetry } from '../../pipeline/telemetry.js';
+import type { TraceBatch } from '../../pipeline/batch/batch.js';
+import type { Authenticator, Extension, Host, RequestContext, SenderAuth, TracesConsumer } from '../../pipeline/service/component.js';
+import { PipelineError } from '../../pipeline/service/errors.js';
+import { Logger, MemorySink } from '../../pipeline/telemetry/logger.js';
+import { parseOrThrow } from '../../pipeline/config/schema.js';
+import { Telemetry } from '../../pipeline/telemetry/telemetry.js';
 import { factory } from '../../receivers/otlp/index.js';
 import type { OtlpReceiver } from '../../receivers/otlp/receiver.js';
 

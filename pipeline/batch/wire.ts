@@ -2,7 +2,7 @@
  * Protobuf wire-format primitives over plain byte arrays. Readers take explicit bounds and throw
  * INVALID_ARGUMENT on anything that would step outside them; writers assume a buffer sized in advance.
  */
-import { invalidArgument } from './errors.js';
+import { invalidArgument } from '../service/errors.js';
 
 export const WT_VARINT = 0;
 export const WT_I64 = 1;

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { TraceBatch } from './batch.js';
 import { Inspection } from './inspection.js';
 import { KeyMatcher, foldKey } from './key-matcher.js';
-import { PipelineError } from './errors.js';
-import { decodeRequest } from '../test/helpers/otlp-walk.js';
+import { PipelineError } from '../service/errors.js';
+import { decodeRequest } from '../../test/helpers/otlp-walk.js';
 
 function varint(n: number): number[] {
   const out: number[] = [];

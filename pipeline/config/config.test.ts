@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Registry, type AnyFactory } from './component.js';
+import { Registry, type AnyFactory } from '../service/component.js';
 import { formatProblem, loadConfig, type ConfigSource } from './config.js';
 import { expandEnv } from './env.js';
 import { parseDuration, s } from './schema.js';

@@ -3,7 +3,7 @@
  * downstream-first (extensions, exporters, processors, receivers) and stopped upstream-first, so
  * nothing is ever handed to a stage that is not running.
  */
-import type { ServiceConfig } from './config.js';
+import type { ServiceConfig } from '../config/config.js';
 import type {
   ComponentSettings,
   Exporter,
@@ -18,11 +18,11 @@ import type {
   ReceiverFactory,
   TracesConsumer,
 } from './component.js';
-import type { Inspection } from './inspection.js';
+import type { Inspection } from '../batch/inspection.js';
 import { fanOutToExporters, fanOutToPipelines } from './graph.js';
-import { Logger } from './logger.js';
-import { Telemetry } from './telemetry.js';
-import { TelemetryServer } from './telemetry-server.js';
+import { Logger } from '../telemetry/logger.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { TelemetryServer } from '../telemetry/telemetry-server.js';
 
 interface Running {
   id: string;

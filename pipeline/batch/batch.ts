@@ -13,7 +13,7 @@
  * occurs twice, naming it (see Scanner). Every security decision is made on this one view, and reads see
  * the bytes as received: a processor that must see another's edits seals the batch first.
  */
-import { invalidArgument } from './errors.js';
+import { invalidArgument } from '../service/errors.js';
 import { ENDS_LIKE_KEY, ENDS_LIKE_SENSITIVE, Inspection, MIN_TOKEN_KEY, MIN_TOKEN_TEXT, PROTECT_EXACT, PROTECT_PREFIX, URL_KEY, tokenShapeIn } from './inspection.js';
 import { KeyMatcher } from './key-matcher.js';
 

@@ -2,11 +2,11 @@
  * The contracts every component implements. The pipeline framework knows only these; concrete
  * components live in receivers/, processors/, exporters/ and are listed in cmd/components.ts.
  */
-import type { TraceBatch } from './batch.js';
-import type { Inspection } from './inspection.js';
-import type { Logger } from './logger.js';
-import type { Schema } from './schema.js';
-import type { Telemetry } from './telemetry.js';
+import type { TraceBatch } from '../batch/batch.js';
+import type { Inspection } from '../batch/inspection.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Schema } from '../config/schema.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 
 /** Who sent a request, as established by a receiver's authenticator. */
 export interface SenderAuth {

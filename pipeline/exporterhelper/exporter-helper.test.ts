@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { syntheticRequest } from '../test/helpers/otlp.js';
-import { TraceBatch } from './batch.js';
-import { PipelineError } from './errors.js';
+import { syntheticRequest } from '../../test/helpers/otlp.js';
+import { TraceBatch } from '../batch/batch.js';
+import { PipelineError } from '../service/errors.js';
 import {
   ExporterHelper,
   SENT,
@@ -13,9 +13,9 @@ import {
   sendingQueueSchema,
   type SendOutcome,
 } from './exporter-helper.js';
-import { Logger, MemorySink } from './logger.js';
-import { ParseContext, parseOrThrow } from './schema.js';
-import { Telemetry } from './telemetry.js';
+import { Logger, MemorySink } from '../telemetry/logger.js';
+import { ParseContext, parseOrThrow } from '../config/schema.js';
+import { Telemetry } from '../telemetry/telemetry.js';
 
 interface Attempt {
   bytes: Uint8Array;

@@ -7,10 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceBatch, encodeKey, encodeString, encodeStringArray } from './batch.js';
-import { PipelineError } from './errors.js';
+import { PipelineError } from '../service/errors.js';
 import { otlpType } from './otlp-schema.js';
-import { syntheticRequest } from '../test/helpers/otlp.js';
-import { prng } from '../test/helpers/prng.js';
+import { syntheticRequest } from '../../test/helpers/otlp.js';
+import { prng } from '../../test/helpers/prng.js';
 
 
 const AUTH = 'http.request.header.authorization';

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, parse as parseYaml, visit, type Document, type Node } from 'yaml';
-import type { AnyFactory, ComponentKind, Registry } from './component.js';
+import type { AnyFactory, ComponentKind, Registry } from '../service/component.js';
 import { EnvValue, expandEnv } from './env.js';
 import { endpointSchema, ParseContext, s, type Infer, type Path } from './schema.js';
 

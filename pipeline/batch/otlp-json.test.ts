@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceBatch } from './batch.js';
-import { PipelineError } from './errors.js';
+import { PipelineError } from '../service/errors.js';
 import { INLINE_MAX_BYTES, MAX_JSON_DEPTH, otlpJsonToProtobuf, otlpJsonToProtobufAsync, parseJson } from './otlp-json.js';
 import { otlpType } from './otlp-schema.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { syntheticRequest } from '../test/helpers/otlp.js';
-import { TraceBatch } from './batch.js';
+import { syntheticRequest } from '../../test/helpers/otlp.js';
+import { TraceBatch } from '../batch/batch.js';
 import type { RequestContext, TracesConsumer } from './component.js';
 import { PipelineError } from './errors.js';
 import { ExportersFanOut, PipelinesFanOut, fanOutToExporters, fanOutToPipelines } from './graph.js';

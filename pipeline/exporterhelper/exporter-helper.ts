@@ -6,13 +6,13 @@
  * transports: the concrete exporter supplies `send`, which turns bytes into an outcome.
  */
 import { setMaxListeners } from 'node:events';
-import type { TraceBatch } from './batch.js';
-import type { ComponentSettings } from './component.js';
-import { settlesBy } from './deadline.js';
-import { PipelineError, asPipelineError } from './errors.js';
-import type { Logger } from './logger.js';
-import { Schema, s, type Infer, type ParseContext, type Path } from './schema.js';
-import { zeroed, type Telemetry } from './telemetry.js';
+import type { TraceBatch } from '../batch/batch.js';
+import type { ComponentSettings } from '../service/component.js';
+import { settlesBy } from '../service/deadline.js';
+import { PipelineError, asPipelineError } from '../service/errors.js';
+import type { Logger } from '../telemetry/logger.js';
+import { Schema, s, type Infer, type ParseContext, type Path } from '../config/schema.js';
+import { zeroed, type Telemetry } from '../telemetry/telemetry.js';
 
 // ---- configuration (Collector key names and defaults) ----
 

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceBatch, KeyMatcher, encodeKey, encodeString, encodeInt, encodeStringArray, VALUE_ARRAY, VALUE_STRING } from './batch.js';
-import { PipelineError } from './errors.js';
+import { PipelineError } from '../service/errors.js';
 import { otlpType } from './otlp-schema.js';
-import { buildRequest, decodeSpans, syntheticRequest } from '../test/helpers/otlp.js';
+import { buildRequest, decodeSpans, syntheticRequest } from '../../test/helpers/otlp.js';
 
 const AUTH = encodeKey('http.request.header.authorization');
 

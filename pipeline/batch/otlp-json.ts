@@ -27,7 +27,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { INTERNAL_ERROR, PipelineError, asPipelineError, invalidArgument, type PipelineErrorCode } from './errors.js';
+import { INTERNAL_ERROR, PipelineError, asPipelineError, invalidArgument, type PipelineErrorCode } from '../service/errors.js';
 
 type Json = unknown;
 type Obj = Record<string, Json>;

@@ -3,7 +3,7 @@
  * need it: keys that must appear in no attribute list, header names whose values are credentials, URL
  * attributes whose secret query parameters must go, and credential-shaped strings (JWTs, WebAuthn
  * assertions). The scan does only cheap byte checks and marks each resource, scope or span that holds
- * something to look at closely; the processor then rewrites just those (see sanitizer.ts). Every mark is a
+ * something to look at closely; the processor then rewrites just those (see identity/scrub/sanitizer.ts). Every mark is a
  * superset of what the close look changes, so a unit that is not marked has nothing to change.
  */
 import { KeyMatcher } from './key-matcher.js';

@@ -2,7 +2,7 @@
  * The consumers that join components: a receiver feeding several pipelines, and a pipeline feeding
  * several exporters. Chosen when the graph is built, so a pipeline with one exporter has no fan-out at all.
  */
-import type { TraceBatch } from './batch.js';
+import type { TraceBatch } from '../batch/batch.js';
 import type { RequestContext, TracesConsumer } from './component.js';
 
 /**

@@ -11,7 +11,7 @@
 import { createServer, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Telemetry } from './telemetry.js';
-import { closeServer, listen } from './net.js';
+import { closeServer, listen } from '../service/net.js';
 
 /** The shortest time between the starts of two /metrics renders. */
 export const MIN_RENDER_INTERVAL_MS = 100;
