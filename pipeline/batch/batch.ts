@@ -12,6 +12,9 @@
  * repeated scalar; rather than reproduce that, the scan refuses any singular field (or oneof member) that
  * occurs twice, naming it (see Scanner). Every security decision is made on this one view, and reads see
  * the bytes as received: a processor that must see another's edits seals the batch first.
+ *
+ * Over 500 lines on purpose: TraceBatch is one class, the API processors read and edit through; the
+ * scanner, index, encoder and value encoders live in their own modules beside it.
  */
 import type { BatchIndex } from './batch-index.js';
 import { E_CANCELLED, E_DEL_RES, E_DEL_SPAN, E_INS_RES, E_INS_SPAN, E_REP_RES, E_REP_SCOPE, E_REP_SPAN, type EditState } from './edits.js';

@@ -7,7 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceBatch } from './batch.js';
 import { PipelineError } from '../service/errors.js';
-import { INLINE_MAX_BYTES, MAX_JSON_DEPTH, otlpJsonToProtobuf, otlpJsonToProtobufAsync, parseJson } from './otlp-json.js';
+import { MAX_JSON_DEPTH, otlpJsonToProtobuf } from './otlp-json.js';
+import { INLINE_MAX_BYTES, otlpJsonToProtobufAsync } from './otlp-json-pool.js';
+import { parseJson } from './json-reader.js';
 import { otlpType } from './otlp-schema.js';
 
 const TRACE = '5b8efff798038103d269b633813fc60c';

@@ -4,6 +4,9 @@
  * peer's requested delay, and the accounting that makes sure every span it accepted and could not deliver
  * is counted with a reason (what it refuses stays its caller's to count). It knows nothing about
  * transports: the concrete exporter supplies `send`, which turns bytes into an outcome.
+ *
+ * Just over 500 lines: queue, workers, retry and accounting are one state machine; the persistent queue
+ * (issue 8) will come in a module of its own beside it.
  */
 import { setMaxListeners } from 'node:events';
 import type { TraceBatch } from '../batch/batch.js';

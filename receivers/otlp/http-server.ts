@@ -13,7 +13,7 @@ import https from 'node:https';
 import type { Authenticator, RequestContext } from '../../pipeline/service/component.js';
 import { PipelineError } from '../../pipeline/service/errors.js';
 import type { Logger } from '../../pipeline/telemetry/logger.js';
-import { otlpJsonToProtobufAsync } from '../../pipeline/batch/otlp-json.js';
+import { otlpJsonToProtobufAsync } from '../../pipeline/batch/otlp-json-pool.js';
 import type { HttpConfig } from './config.js';
 import { decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
 import type { ExportCore, TransportMetrics } from './export-core.js';
