@@ -99,6 +99,20 @@ describe('oidc authenticator (keys from files)', () => {
     await auth.shutdown(Date.now() + 1000);
   });
 
+  test('a cached verification is not served once the token has expired', async (t) => {
+    const { auth } = build(twoProviders());
+    await auth.start(new MapHost());
+    await auth.keysSettled();
+    const token = await signJwt(validClaims(ISS_A, 'tracewarden', { sub: 'svc' }, 60), keyA);
+    const sender = await auth.authenticate(bearer(token));
+    assert.equal(await auth.authenticate(bearer(token)), sender, 'served from the cache while valid');
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 120_000 });
+    const err = await rejection(auth.authenticate(bearer(token)));
+    assert.equal(err.message, 'bearer token expired', 'two minutes later the cached decision is gone and the token is expired');
+    t.mock.timers.reset();
+    await auth.shutdown(Date.now() + 1000);
+  });
+
   test('every defect is UNAUTHENTICATED with a fixed message that never quotes the token', async () => {
     const { auth, logs, telemetry, count } = build(twoProviders());
     await auth.start(new MapHost());
@@ -110,6 +124,8 @@ describe('oidc authenticator (keys from files)', () => {
       ['basic scheme', { authorization: 'Basic dXNlcjpwYXNz' }, 'wrong_scheme', 'authorization scheme must be Bearer'],
       ['bare token', { authorization: good }, 'wrong_scheme', 'authorization scheme must be Bearer'],
       ['scheme only', { authorization: 'Bearer' }, 'malformed', 'malformed bearer token'],
+      ['scheme glued to the token', { authorization: `Bearer${good}` }, 'wrong_scheme', 'authorization scheme must be Bearer'],
+      ['empty username', bearer(await signJwt(validClaims(ISS_A, 'tracewarden', { sub: '' }), keyA)), 'username_missing', 'bearer token has no username claim'],
       ['two tokens', { authorization: `Bearer ${good} ${good}` }, 'malformed', 'malformed bearer token'],
       ['repeated metadata', { authorization: [`Bearer ${good}`, `Bearer ${good}`] }, 'ambiguous', 'more than one authorization value'],
       ['a valid value and a forged one', { authorization: [`Bearer ${good}`, 'Bearer forged.token.here'] }, 'ambiguous', 'more than one authorization value'],

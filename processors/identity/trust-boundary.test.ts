@@ -261,3 +261,14 @@ test('waiting for keys is bounded: a hanging issuer holds its own spans, not the
     }
   }
 });
+
+test('evidence must be the scheme, a blank, then the token: `Bearer<token>` is malformed, never verified', async (t) => {
+  const { proc, next } = await setup({ on_invalid: 'tag' });
+  t.after(() => proc.shutdown());
+  const tok = await signJwt(validClaims(iss, 'checkout', { sub: 'alice' }), key);
+  const { out } = await through(proc, next, { resourceSpans: [{ resource: {}, scopeSpans: [{ spans: [{ ...ids(), name: 'glued', attributes: [kv(AUTH, sv(`Bearer${tok}`))] }, { ...ids(), name: 'spaced', attributes: [kv(AUTH, sv(`Bearer ${tok}`))] }] }] }] });
+  const [glued, spaced] = out.resourceSpans[0].scopeSpans[0].spans;
+  assert.equal(stringOf(spanValues(glued, 'identity.failure')[0]), 'malformed');
+  assert.equal(spanValues(glued, 'identity.verified')[0]?.boolValue, false);
+  assert.equal(stringOf(spanValues(spaced, 'enduser.id')[0]), 'alice');
+});
