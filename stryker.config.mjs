@@ -9,6 +9,9 @@
 //   npm run mutate -- --mutate identity/jwt/jws.ts   one file (any glob of the list below)
 //   npm run mutate -- --force                        everything again, ignoring the last run
 //
+// The fuzz tests run with a fixed seed and fewer cases (FUZZ_* in the npm script), so every mutant meets the
+// same inputs and a run stays within the hour.
+//
 // Reports: the summary table on the terminal, reports/mutation/mutation.html for browsing the survivors, and
 // reports/mutation/incremental.json (what the next run reuses).
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
