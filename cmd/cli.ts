@@ -26,7 +26,8 @@ Usage:
 
 --config may be repeated; files are merged in order, later ones winning.
 Values may use \${env:VAR} and \${env:VAR:-default}.
-Shutdown: SIGTERM or SIGINT stops the receivers, flushes what is held, and exits 0.
+Shutdown: SIGTERM or SIGINT stops the receivers, flushes what is held within service.shutdown_timeout
+(default 15s), keeps what is left in persistent queues, and exits 0.
 `;
 
 export interface Io {
@@ -109,7 +110,7 @@ export async function startDaemon(configs: readonly string[], io: Io = defaultIo
   let stopRequested: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
   const done = stopped.then(async () => {
-    await service.shutdown(Date.now() + 15_000);
+    await service.shutdown(Date.now() + config.service.shutdownTimeoutMs);
     return EXIT_OK;
   });
   return { service, done, stop: () => stopRequested() };

@@ -11,6 +11,7 @@ import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
 import { factory as debugExporter } from '../exporters/debug/index.js';
 import { factory as healthCheck } from '../extensions/health_check/index.js';
 import { factory as oidcAuth } from '../extensions/oidc/index.js';
+import { factory as fileStorage } from '../extensions/file_storage/index.js';
 
 export const FACTORIES: readonly AnyFactory[] = [
   otlpReceiver,
@@ -24,6 +25,7 @@ export const FACTORIES: readonly AnyFactory[] = [
   debugExporter,
   healthCheck,
   oidcAuth,
+  fileStorage,
 ];
 
 export function defaultRegistry(): Registry {

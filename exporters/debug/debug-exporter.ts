@@ -30,7 +30,7 @@ export class DebugExporter implements Exporter {
     this.logger = settings.logger;
     this.mSent = zeroed(settings.telemetry.exporterSent.labels(settings.id));
     this.mFailed = zeroed(settings.telemetry.exporterSendFailed.labels(settings.id));
-    this.mDropped = settings.telemetry.droppedSpans.labels(settings.id, 'send_failed');
+    this.mDropped = settings.telemetry.dropped(settings.id, 'send_failed');
   }
 
   async start(): Promise<void> {}

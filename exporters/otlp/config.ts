@@ -2,7 +2,7 @@
  * `otlp` exporter configuration: the Collector's otlpexporter keys and defaults. The shape is exported
  * as a function so that `lightstep` can build the same schema with its own defaults.
  */
-import { retrySchema, sendingQueueSchema } from '../../pipeline/exporterhelper/exporter-helper.js';
+import { retrySchema, sendingQueueSchema } from '../../pipeline/exporterhelper/config.js';
 import { s, type Infer, type Schema } from '../../pipeline/config/schema.js';
 import { tlsSchema } from './tls.js';
 

@@ -77,10 +77,12 @@ export class OtlpGrpcExporter implements Exporter {
     private readonly options: OtlpGrpcExporterOptions = {},
   ) {
     this.logger = settings.logger;
-    this.helper = ExporterHelper.forComponent(settings, config, (bytes, spans, deadline, signal) => this.send(bytes, spans, deadline, signal));
+    const target = parseGrpcEndpoint(config.endpoint);
+    const endpoint = typeof target === 'string' ? config.endpoint : target.target;
+    this.helper = ExporterHelper.forComponent(settings, config, endpoint, (bytes, spans, deadline, signal) => this.send(bytes, spans, deadline, signal));
   }
 
-  async start(_host: Host): Promise<void> {
+  async start(host: Host): Promise<void> {
     const c = this.config;
     const parsed = parseGrpcEndpoint(c.endpoint);
     if (typeof parsed === 'string') throw new Error(`endpoint: ${parsed}`);
@@ -115,7 +117,7 @@ export class OtlpGrpcExporter implements Exporter {
     }
     this.metadata = md;
     this.client = new grpc.Client(parsed.target, creds, channelOptions);
-    this.helper.start();
+    await this.helper.start(host);
     this.logger.info('exporter started', { endpoint: parsed.target, tls: secure, compression: c.compression });
   }
 

@@ -141,10 +141,10 @@ describe('otlp exporter (gRPC)', () => {
     assert.match(settings.sink.text, /spans too old/);
   });
 
-  it('refuses with QUEUE_FULL when the peer stalls and the queue fills', async () => {
+  it('refuses with QUEUE_FULL when the peer stalls and the queue fills (the batch being sent counts)', async () => {
     server.requests.length = 0;
     server.hold();
-    const { exp, settings } = exporter(server.endpoint, { sending_queue: { num_consumers: 1, queue_size: 2 } });
+    const { exp, settings } = exporter(server.endpoint, { sending_queue: { num_consumers: 1, queue_size: 3 } });
     await exp.start(host);
     const ctx = { receiver: 'r', transport: 'grpc' as const, peer: '', auth: null };
     await exp.consume(new TraceBatch(syntheticRequest(1, 1)), ctx);

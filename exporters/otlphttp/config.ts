@@ -1,5 +1,5 @@
 /** `otlphttp` exporter configuration: the Collector's otlphttpexporter keys and defaults (traces only). */
-import { retrySchema, sendingQueueSchema } from '../../pipeline/exporterhelper/exporter-helper.js';
+import { retrySchema, sendingQueueSchema } from '../../pipeline/exporterhelper/config.js';
 import { s, type Infer } from '../../pipeline/config/schema.js';
 import { tlsSchema } from '../otlp/tls.js';
 

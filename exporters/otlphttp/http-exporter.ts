@@ -78,10 +78,11 @@ export class OtlpHttpExporter implements Exporter {
     this.logger = settings.logger;
     this.url = tracesUrl(config);
     this.gzip = config.compression === 'gzip';
-    this.helper = ExporterHelper.forComponent(settings, config, (bytes, spans, deadline, signal) => this.send(bytes, spans, deadline, signal));
+    const endpoint = `${this.url.protocol}//${this.url.host}${this.url.pathname}`;
+    this.helper = ExporterHelper.forComponent(settings, config, endpoint, (bytes, spans, deadline, signal) => this.send(bytes, spans, deadline, signal));
   }
 
-  async start(_host: Host): Promise<void> {
+  async start(host: Host): Promise<void> {
     const c = this.config;
     const maxSockets = c.sending_queue.enabled ? c.sending_queue.num_consumers : 64;
     if (this.url.protocol === 'https:') {
@@ -103,7 +104,7 @@ export class OtlpHttpExporter implements Exporter {
     h['user-agent'] = 'tracewarden';
     if (this.gzip) h['content-encoding'] = 'gzip';
     this.baseHeaders = h;
-    this.helper.start();
+    await this.helper.start(host);
     this.logger.info('exporter started', { url: `${this.url.protocol}//${this.url.host}${this.url.pathname}`, compression: c.compression });
   }
 

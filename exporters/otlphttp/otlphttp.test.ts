@@ -118,10 +118,10 @@ describe('otlphttp exporter', () => {
     assert.equal(await settings.dropped('partial_success'), 4);
   });
 
-  it('refuses with QUEUE_FULL when the peer stalls, then drains on shutdown', async () => {
+  it('refuses with QUEUE_FULL when the peer stalls (the batch being sent counts), then drains on shutdown', async () => {
     server.requests.length = 0;
     server.hold();
-    const { exp, settings } = exporter(server.url, { sending_queue: { num_consumers: 1, queue_size: 1 } });
+    const { exp, settings } = exporter(server.url, { sending_queue: { num_consumers: 1, queue_size: 2 } });
     await exp.start(host);
     await exp.consume(new TraceBatch(syntheticRequest(1, 1)), ctx);
     await server.waitForRequests(1);

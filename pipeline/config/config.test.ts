@@ -4,6 +4,7 @@ import { Registry, type AnyFactory } from '../service/component.js';
 import { formatProblem, loadConfig, type ConfigSource } from './config.js';
 import { expandEnv } from './env.js';
 import { parseDuration, s } from './schema.js';
+import { sendingQueueSchema } from '../exporterhelper/config.js';
 
 // Schema-only factories: the loader never creates components, so create() is unreachable here.
 const unreachable = () => {
@@ -14,6 +15,8 @@ const registry = new Registry([
   { type: 'batch', kind: 'processor', schema: s.object({ timeout: s.duration().default(200) }, { metadata_keys: 'no effect' }), create: unreachable },
   { type: 'debug', kind: 'exporter', schema: s.object({ verbosity: s.enum('basic', 'detailed').default('basic') }), create: unreachable },
   { type: 'health_check', kind: 'extension', schema: s.object({}), create: unreachable },
+  { type: 'file_storage', kind: 'extension', schema: s.object({ directory: s.string().default('/tmp') }), create: unreachable },
+  { type: 'otlpq', kind: 'exporter', schema: s.object({ sending_queue: sendingQueueSchema }), create: unreachable },
 ] as AnyFactory[]);
 
 const VALID = `receivers:
@@ -201,4 +204,31 @@ service:
     assert.deepEqual(config!.receivers.get('otlp')!.config, { endpoint: token, limit: 16 });
   }
   assert.deepEqual(errors(text, { TOKEN: 'x', LIMIT: 'many' }), ['main.yaml:4:5: receivers.otlp.limit: expected an integer, got string "many"']);
+});
+
+test('a persistent queue names a storage extension that is configured and listed in service.extensions; shutdown_timeout is a duration', () => {
+  const text = (storage: string, listed: string) => `receivers:
+  otlp:
+exporters:
+  otlpq: { sending_queue: { storage: ${storage} } }
+extensions:
+  file_storage:
+  health_check:
+service:
+  extensions: [${listed}]
+  shutdown_timeout: 2500ms
+  pipelines:
+    traces: { receivers: [otlp], exporters: [otlpq] }
+`;
+  const ok = load(text('file_storage', 'file_storage'));
+  assert.equal(ok.config?.service.shutdownTimeoutMs, 2500);
+  const problems = (t: string) => load(t).problems.filter((p) => !p.warning).map(formatProblem);
+  assert.deepEqual(problems(text('file_storage/missing', 'file_storage')), [
+    'main.yaml:4:29: exporters.otlpq.sending_queue.storage: extension "file_storage/missing" is not configured under extensions',
+  ]);
+  assert.deepEqual(problems(text('file_storage', 'health_check')), [
+    'main.yaml:4:29: exporters.otlpq.sending_queue.storage: extension "file_storage" must also be listed in service.extensions',
+  ]);
+  assert.equal(load(VALID).config?.service.shutdownTimeoutMs, 15_000);
+  assert.match(problems(VALID.replace('service:\n', 'service:\n  shutdown_timeout: soon\n')).join('\n'), /service.shutdown_timeout: /);
 });

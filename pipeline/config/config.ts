@@ -77,8 +77,13 @@ export interface ServiceConfig {
     /** Where Prometheus scrapes `/metrics` (and `/health`, `/ready`); null when metrics are off. */
     metricsAddress: string | null;
     logLevel: 'debug' | 'info' | 'warn' | 'error';
+    /** How long SIGTERM waits for queues to drain before what is left is persisted or counted as dropped. */
+    shutdownTimeoutMs: number;
   };
 }
+
+/** `service.shutdown_timeout` when absent: under Kubernetes' default 30 s grace period, with room to exit. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 15_000;
 
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
@@ -259,7 +264,7 @@ function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseC
     processors: new Map(),
     exporters: new Map(),
     extensions: new Map(),
-    service: { extensions: [], pipelines: [], metricsAddress: 'localhost:8888', logLevel: 'info' },
+    service: { extensions: [], pipelines: [], metricsAddress: 'localhost:8888', logLevel: 'info', shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS },
   };
 
   for (const [section, kind] of SECTIONS) {
@@ -298,7 +303,7 @@ function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseC
     return out;
   }
   for (const key of Object.keys(service)) {
-    if (!['extensions', 'pipelines', 'telemetry'].includes(key)) ctx.error(['service', key], 'unknown key; expected one of extensions, pipelines, telemetry');
+    if (!['extensions', 'pipelines', 'telemetry', 'shutdown_timeout'].includes(key)) ctx.error(['service', key], 'unknown key; expected one of extensions, pipelines, telemetry, shutdown_timeout');
   }
 
   const exts = s.array(s.string({ nonEmpty: true })).default([]).parse(service['extensions'], ['service', 'extensions'], ctx) ?? [];
@@ -306,6 +311,9 @@ function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseC
     if (!out.extensions.has(id) && !isDeclared(root, 'extensions', id)) ctx.error(['service', 'extensions', i], `extension "${id}" is not configured under extensions`);
   });
   out.service.extensions = exts;
+  out.service.shutdownTimeoutMs =
+    s.duration().default(DEFAULT_SHUTDOWN_TIMEOUT_MS).parse(service['shutdown_timeout'], ['service', 'shutdown_timeout'], ctx) ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  checkStorageReferences(out, root, exts, ctx);
 
   const telemetry = telemetrySchema.parse(service['telemetry'] ?? {}, ['service', 'telemetry'], ctx);
   if (telemetry) {
@@ -358,6 +366,20 @@ function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseC
     out.service.pipelines.push({ id: pid, ...p });
   }
   return out;
+}
+
+/**
+ * A persistent sending queue names its storage extension by ID: it must be configured and listed in
+ * service.extensions, or the exporter could not start.
+ */
+function checkStorageReferences(out: ServiceConfig, root: Record<string, unknown>, listed: readonly string[], ctx: ParseContext): void {
+  for (const [id, c] of out.exporters) {
+    const storage = (c.config as { sending_queue?: { enabled?: boolean; storage?: string } }).sending_queue?.storage;
+    if (storage === undefined) continue;
+    const path = ['exporters', id, 'sending_queue', 'storage'];
+    if (!out.extensions.has(storage) && !isDeclared(root, 'extensions', storage)) ctx.error(path, `extension "${storage}" is not configured under extensions`);
+    else if (!listed.includes(storage)) ctx.error(path, `extension "${storage}" must also be listed in service.extensions`);
+  }
 }
 
 /** A component that is declared but failed its own validation was already reported; do not report it twice. */

@@ -42,6 +42,10 @@ export abstract class Schema<T> {
   defaultValue(): T | undefined {
     return undefined;
   }
+  /** Whether this is a mapping of keys, parsed from `{}` (every key at its default) when absent. */
+  isObject(): boolean {
+    return false;
+  }
 
   default(value: T): Schema<T> {
     return new DefaultSchema(this, value);
@@ -122,6 +126,9 @@ class RefinedSchema<T> extends Schema<T> {
   }
   override defaultValue(): T | undefined {
     return this.inner.defaultValue();
+  }
+  override isObject(): boolean {
+    return this.inner.isObject();
   }
   override wantsText(): boolean {
     return this.inner.wantsText();
@@ -306,6 +313,10 @@ class ObjectSchema<S extends Shape> extends Schema<ObjectOf<S>> {
   ) {
     super();
   }
+  override isObject(): boolean {
+    return true;
+  }
+
   protected parseValue(v: unknown, path: Path, ctx: ParseContext): ObjectOf<S> | undefined {
     if (v === null || v === undefined) v = {};
     if (typeof v !== 'object' || Array.isArray(v)) {
@@ -335,7 +346,7 @@ class ObjectSchema<S extends Shape> extends Schema<ObjectOf<S>> {
           out[key] = structuredClone(d);
           continue;
         }
-        if (schema instanceof ObjectSchema) {
+        if (schema.isObject()) {
           out[key] = schema.parse({}, [...path, key], ctx);
           if (out[key] === undefined) ok = false;
           continue;

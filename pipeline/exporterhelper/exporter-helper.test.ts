@@ -8,14 +8,17 @@ import {
   SENT,
   partialSuccessOutcome,
   permanentOutcome,
-  retrySchema,
   retryableOutcome,
-  sendingQueueSchema,
   type SendOutcome,
 } from './exporter-helper.js';
+import { retrySchema, sendingQueueSchema } from './config.js';
 import { Logger, MemorySink } from '../telemetry/logger.js';
 import { ParseContext, parseOrThrow } from '../config/schema.js';
 import { Telemetry } from '../telemetry/telemetry.js';
+import type { Host, StorageExtension } from '../service/component.js';
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 interface Attempt {
   bytes: Uint8Array;
@@ -52,8 +55,8 @@ class ScriptedTransport {
   }
 }
 
-function setup(opts: { queue?: Record<string, unknown>; retry?: Record<string, unknown>; timeoutMs?: number } = {}) {
-  const telemetry = new Telemetry({ processMetrics: false });
+function setup(opts: { queue?: Record<string, unknown>; retry?: Record<string, unknown>; timeoutMs?: number; troubleLogIntervalMs?: number; telemetry?: Telemetry } = {}) {
+  const telemetry = opts.telemetry ?? new Telemetry({ processMetrics: false });
   const sink = new MemorySink();
   const transport = new ScriptedTransport();
   const helper = new ExporterHelper({
@@ -64,10 +67,23 @@ function setup(opts: { queue?: Record<string, unknown>; retry?: Record<string, u
     retry: parseOrThrow(retrySchema, { initial_interval: '5ms', max_interval: '20ms', ...opts.retry }),
     timeoutMs: opts.timeoutMs ?? 5000,
     send: transport.send,
+    endpoint: 'backend.test:4317',
+    troubleLogIntervalMs: opts.troubleLogIntervalMs,
   });
   const metric = (name: string, labels: Record<string, string> = {}) => telemetry.value(name, { ...labels });
   const dropped = (reason: string) => telemetry.value('tracewarden_dropped_spans_total', { component: 'otlp/test', reason });
-  return { helper, transport, telemetry, sink, metric, dropped };
+  const logged = () => sink.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { helper, transport, telemetry, sink, metric, dropped, logged };
+}
+
+/** A host whose one extension is a storage in `dir`, as file_storage provides it. */
+function storageHost(dir: string, id = 'file_storage'): Host {
+  const storage: StorageExtension = {
+    start: async () => {},
+    shutdown: async () => {},
+    storageFor: (kind, componentId, signal) => ({ directory: join(dir, `${kind}_${componentId.replace('/', '_')}_${signal}`), fsync: true }),
+  };
+  return { getExtension: (x) => (x === id ? storage : undefined), readiness: () => ({ ready: true, notReady: [] }) };
 }
 
 const batchOf = (spans: number) => new TraceBatch(syntheticRequest(spans, 2));
@@ -183,15 +199,16 @@ describe('ExporterHelper', () => {
     assert.equal(await dropped('partial_success'), 2);
   });
 
-  it('refuses with QUEUE_FULL when the queue is full, counting enqueue failures but no drop: the caller keeps the batch', async () => {
-    const { helper, transport, metric } = setup({ queue: { num_consumers: 1, queue_size: 2 } });
+  it('refuses with QUEUE_FULL when the queue is full (batches being delivered count), counting enqueue failures but no drop: the caller keeps the batch', async () => {
+    const { helper, transport, metric } = setup({ queue: { num_consumers: 1, queue_size: 3 } });
     transport.manual = true;
     helper.start();
     await helper.consume(batchOf(1)); // taken by the worker
     await transport.waitForAttempts(1);
+    assert.equal(await metric('otelcol_exporter_queue_size', { exporter: 'otlp/test' }), 1, 'the batch being delivered is held');
     await helper.consume(batchOf(2));
     await helper.consume(batchOf(3));
-    assert.equal(await metric('otelcol_exporter_queue_size', { exporter: 'otlp/test' }), 2);
+    assert.equal(await metric('otelcol_exporter_queue_size', { exporter: 'otlp/test' }), 3);
     await assert.rejects(helper.consume(batchOf(4)), (err: unknown) => err instanceof PipelineError && err.code === 'QUEUE_FULL' && err.retryable);
     assert.equal(await metric('otelcol_exporter_enqueue_failed_spans_total'), 4);
     assert.equal(await metric('tracewarden_dropped_spans_total'), 0, 'refused, not dropped');
@@ -360,12 +377,95 @@ describe('ExporterHelper', () => {
     );
     assert.throws(() => parseOrThrow(sendingQueueSchema, { sizer: 'items' }), /sizer: only sizer: requests is supported: the queue counts batches/);
     assert.throws(() => parseOrThrow(sendingQueueSchema, { sizer: 'bytes' }), /the queue counts batches/);
-    assert.throws(() => parseOrThrow(sendingQueueSchema, { storage: 'file_storage' }), /storage: persistent queues are not supported yet/);
+    assert.throws(() => parseOrThrow(sendingQueueSchema, { max_storage_mib: 10 }), /max_storage_mib bounds a persistent queue: set storage as well/);
+    assert.equal(parseOrThrow(sendingQueueSchema, { storage: 'file_storage/q', max_storage_mib: 10 }).storage, 'file_storage/q');
     assert.throws(() => parseOrThrow(sendingQueueSchema, { block_on_overflow: true }), /block_on_overflow: true is not supported/);
     assert.throws(() => parseOrThrow(sendingQueueSchema, { blocking: true }), /blocking: true is not supported/);
     assert.throws(() => parseOrThrow(sendingQueueSchema, { wait_for_result: true }), /wait_for_result: true is not supported .*set enabled: false/);
     assert.throws(() => parseOrThrow(sendingQueueSchema, { batch: { max_size: 1000 } }), /batch: batching in the exporter is not supported.*batch processor/);
     assert.throws(() => parseOrThrow(sendingQueueSchema, { queue_sise: 10 }), /unknown key/);
     assert.deepEqual(parseOrThrow(sendingQueueSchema, {}), { enabled: true, num_consumers: 10, queue_size: 1000 });
+  });
+  it('reports a failing backend once at warn with its endpoint and cause, again at a bounded rate, and its recovery once', async () => {
+    const { helper, transport, logged, metric } = setup({ retry: { initial_interval: '5ms', max_interval: '5ms', randomization_factor: 0 }, troubleLogIntervalMs: 60, queue: { num_consumers: 3 } });
+    const refused = 'UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:4317 (2026-12-02T07:00:00.000Z)';
+    for (let i = 0; i < 40; i++) transport.script.push(retryableOutcome(refused));
+    helper.start();
+    for (let i = 0; i < 3; i++) await helper.consume(batchOf(1));
+    await transport.waitForAttempts(43);
+    await until(async () => (await metric('otelcol_exporter_sent_spans_total')) === 3, 'delivered after the outage');
+    await helper.shutdown(Date.now() + 1000);
+    const lines = logged().filter((l) => String(l.msg).startsWith('exporter '));
+    assert.deepEqual(lines[0], { ...lines[0], level: 'warn', msg: 'exporter cannot deliver', endpoint: 'backend.test:4317', cause: 'UNAVAILABLE (ECONNREFUSED)', attempt: 1, retrying: true });
+    const again = lines.filter((l) => l.msg === 'exporter still cannot deliver');
+    // 40 failures 5 ms apart over ~200 ms, reported again at most every 60 ms
+    assert.ok(again.length >= 1 && again.length <= 4, `${again.length} reminders`);
+    for (const l of again) assert.equal(l.cause, 'UNAVAILABLE (ECONNREFUSED)');
+    const back = lines.filter((l) => l.msg === 'exporter delivers again');
+    assert.equal(back.length, 1);
+    assert.equal(back[0]!.level, 'info');
+    assert.equal(back[0]!.failed_attempts, 40);
+    assert.equal(lines.at(-1)!.msg, 'exporter delivers again', 'one episode: nothing after the recovery');
+    assert.equal(await metric('tracewarden_exporter_retries_total', { exporter: 'otlp/test' }), 40);
+  });
+
+  it('every log line about a failed batch carries the attempts really made', async () => {
+    const { helper, transport, logged } = setup({ retry: { initial_interval: '10ms', max_interval: '10ms', randomization_factor: 0, max_elapsed_time: '25ms' } });
+    for (let i = 0; i < 10; i++) transport.script.push(retryableOutcome('HTTP 503: busy'));
+    helper.start();
+    await helper.consume(batchOf(2));
+    await until(async () => logged().some((l) => l.msg === 'export failed; spans dropped'), 'given up');
+    const drop = logged().find((l) => l.msg === 'export failed; spans dropped')!;
+    assert.equal(drop.attempts, transport.attempts.length);
+    assert.ok(transport.attempts.length >= 2, `${transport.attempts.length} attempts`);
+    assert.match(String(drop.error), new RegExp(`retries exhausted after ${transport.attempts.length} attempts`));
+
+    // at the shutdown deadline, a batch in backoff is counted with the attempts it had
+    const s2 = setup({ retry: { initial_interval: '10ms', max_interval: '10ms', randomization_factor: 0, max_elapsed_time: 0 } });
+    for (let i = 0; i < 1000; i++) s2.transport.script.push(retryableOutcome('UNAVAILABLE: down'));
+    s2.helper.start();
+    await s2.helper.consume(batchOf(4));
+    await s2.transport.waitForAttempts(3);
+    await s2.helper.shutdown(Date.now() + 30);
+    const lost = s2.logged().find((l) => l.msg === 'export failed; spans dropped' && l.reason === 'shutdown')!;
+    assert.ok(Number(lost.attempts) >= 3, `attempts ${lost.attempts}`);
+    assert.equal(lost.attempts, s2.transport.attempts.length);
+  });
+
+  it('with storage, what shutdown could not deliver stays on disk, is not counted as dropped, and a new helper on the same storage delivers it', async () => {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'tw-helper-pq-'));
+    try {
+      const first = setup({ queue: { storage: 'file_storage', num_consumers: 2 }, retry: { initial_interval: '10ms', max_elapsed_time: 0 } });
+      for (let i = 0; i < 1000; i++) first.transport.script.push(retryableOutcome('UNAVAILABLE: down'));
+      await first.helper.start(storageHost(dir));
+      const sent = [batchOf(1), batchOf(2), batchOf(3), batchOf(4)];
+      for (const b of sent) await first.helper.consume(b);
+      assert.equal(await first.metric('otelcol_exporter_queue_size', { exporter: 'otlp/test' }), 4);
+      await first.transport.waitForAttempts(4);
+      await first.helper.shutdown(Date.now() + 50);
+      assert.equal(await first.metric('tracewarden_dropped_spans_total'), 0);
+      assert.ok(first.logged().some((l) => l.msg === 'undelivered batches stay in the persistent queue for the next start' && l.batches === 4 && l.spans === 10));
+
+      const second = setup({ queue: { storage: 'file_storage', num_consumers: 1 } });
+      await second.helper.start(storageHost(dir));
+      await until(async () => (await second.metric('otelcol_exporter_sent_spans_total')) === 10, 'delivered after the restart');
+      assert.deepEqual(
+        second.transport.attempts.map((a) => Buffer.from(a.bytes).toString('hex')),
+        sent.map((b) => Buffer.from(b.bytes).toString('hex')),
+        'the same bytes, in the order they were queued',
+      );
+      await second.helper.shutdown(Date.now() + 1000);
+      assert.equal(await second.metric('otelcol_exporter_queue_size', { exporter: 'otlp/test' }), 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a storage that is not configured, or not a storage, is a start-up error naming it', async () => {
+    const { helper } = setup({ queue: { storage: 'file_storage/missing' } });
+    await assert.rejects(helper.start(storageHost('/nonexistent')), /sending_queue.storage: extension file_storage\/missing is not configured/);
+    const notStorage: Host = { getExtension: () => ({ start: async () => {}, shutdown: async () => {} }), readiness: () => ({ ready: true, notReady: [] }) };
+    const other = setup({ queue: { storage: 'health_check' } });
+    await assert.rejects(other.helper.start(notStorage), /extension health_check is not a storage extension/);
   });
 });

@@ -1,98 +1,22 @@
 /**
  * The sending machinery every network exporter composes (the Collector's exporterhelper): a bounded
- * queue drained by a fixed set of workers, retries with exponential backoff and jitter that honour the
- * peer's requested delay, and the accounting that makes sure every span it accepted and could not deliver
- * is counted with a reason (what it refuses stays its caller's to count). It knows nothing about
+ * queue (in memory, or on disk with a storage extension) drained by a fixed set of workers, retries with
+ * exponential backoff and jitter that honour the peer's requested delay, the log lines that tell an operator
+ * when delivery is in trouble, and the accounting that makes sure every span it accepted and could not
+ * deliver is counted with a reason (what it refuses stays its caller's to count). It knows nothing about
  * transports: the concrete exporter supplies `send`, which turns bytes into an outcome.
- *
- * Just over 500 lines: queue, workers, retry and accounting are one state machine; the persistent queue
- * (issue 8) will come in a module of its own beside it.
  */
 import { setMaxListeners } from 'node:events';
 import type { TraceBatch } from '../batch/batch.js';
-import type { ComponentSettings } from '../service/component.js';
+import { isStorageExtension, type ComponentSettings, type Host } from '../service/component.js';
 import { settlesBy } from '../service/deadline.js';
 import { PipelineError, asPipelineError } from '../service/errors.js';
 import type { Logger } from '../telemetry/logger.js';
-import { Schema, s, type Infer, type ParseContext, type Path } from '../config/schema.js';
-import { zeroed, type Telemetry } from '../telemetry/telemetry.js';
-
-// ---- configuration (Collector key names and defaults) ----
-
-/**
- * A Collector queue key this helper does not implement. At the Collector's default it changes nothing and
- * is accepted with a warning; any other value would silently change what the operator asked for (how the
- * queue is sized, whether data survives a restart, whether a full queue blocks), so it is an error.
- */
-class CollectorDefaultOnly extends Schema<unknown> {
-  constructor(
-    private readonly isDefault: (v: unknown) => boolean,
-    private readonly atDefault: string,
-    private readonly otherwise: string,
-  ) {
-    super();
-  }
-  protected parseValue(v: unknown, path: Path, ctx: ParseContext): unknown {
-    if (this.isDefault(v)) {
-      ctx.warn(path, `accepted for OpenTelemetry Collector compatibility; ${this.atDefault}`);
-    } else {
-      ctx.error(path, this.otherwise);
-    }
-    return v;
-  }
-  describe(): string {
-    return "the Collector's default";
-  }
-}
-
-const isFalse = (v: unknown): boolean => v === false;
-const refusesWhenFull = (key: string) =>
-  new CollectorDefaultOnly(
-    isFalse,
-    'a full queue refuses new batches (QUEUE_FULL)',
-    `${key}: true is not supported: a full queue refuses new batches (QUEUE_FULL) so the sender retries; remove ${key} or set it to false`,
-  ).optional();
-
-export const sendingQueueSchema = s.object({
-  enabled: s.bool().default(true),
-  num_consumers: s.int({ min: 1, max: 1000 }).default(10),
-  queue_size: s.int({ min: 1 }).default(1000),
-  sizer: new CollectorDefaultOnly(
-    (v) => v === 'requests',
-    'queue_size counts batches (requests)',
-    'only sizer: requests is supported: the queue counts batches, so queue_size is a number of batches, not of items or bytes',
-  ).optional(),
-  storage: new CollectorDefaultOnly(
-    () => false,
-    '',
-    'persistent queues are not supported yet: the sending queue is held in memory; remove storage',
-  ).optional(),
-  blocking: refusesWhenFull('blocking'),
-  block_on_overflow: refusesWhenFull('block_on_overflow'),
-  wait_for_result: new CollectorDefaultOnly(
-    isFalse,
-    'a batch is acknowledged once queued',
-    'wait_for_result: true is not supported with the queue: a batch is acknowledged once queued; to answer senders only after the backend accepted their data, set enabled: false instead',
-  ).optional(),
-  batch: new CollectorDefaultOnly(
-    () => false,
-    '',
-    'batching in the exporter is not supported: batches are sent as they arrive; use the batch processor (send_batch_size, send_batch_max_size, timeout) instead',
-  ).optional(),
-});
-
-export const retrySchema = s.object({
-  enabled: s.bool().default(true),
-  initial_interval: s.duration().default(5000),
-  randomization_factor: s.number({ min: 0, max: 1 }).default(0.5),
-  multiplier: s.number({ min: 1 }).default(1.5),
-  max_interval: s.duration().default(30_000),
-  /** 0 means retry until shutdown. */
-  max_elapsed_time: s.duration().default(300_000),
-});
-
-export type SendingQueueConfig = Infer<typeof sendingQueueSchema>;
-export type RetryConfig = Infer<typeof retrySchema>;
+import { zeroed, type DropReason, type Telemetry } from '../telemetry/telemetry.js';
+import { DEFAULT_MAX_STORAGE_MIB, type QueuedExporterConfig, type RetryConfig, type SendingQueueConfig } from './config.js';
+import { DeliveryTrouble, statusOf } from './delivery-trouble.js';
+import { PersistentQueue } from './persistent-queue.js';
+import { MemoryQueue, type QueuedBatch, type SendingQueue } from './sending-queue.js';
 
 // ---- what a send attempt reports ----
 
@@ -136,40 +60,38 @@ export interface ExporterHelperOptions {
   /** Per-attempt timeout in ms. */
   timeoutMs: number;
   send: SendFn;
+  /** Where the batches go, for the log lines about delivery trouble: no credentials, no query. */
+  endpoint: string;
+  /** How often a lasting delivery failure is reported again (default 30 s). */
+  troubleLogIntervalMs?: number;
 }
 
 /**
  * Drop reasons, as they appear in tracewarden_dropped_spans_total{reason}. Only spans this helper accepted
  * (queued, or answered as sent) and then lost are dropped here: a batch refused to the caller (queue full,
  * shutting down, or a failed send with the queue disabled) is still the caller's, and the caller counts it
- * if it cannot hand it back.
+ * if it cannot hand it back. A persistent queue drops nothing at shutdown: what is left stays on disk.
  */
-type DropReason = 'send_failed' | 'permanent' | 'partial_success' | 'shutdown';
+type ExporterDropReason = Extract<DropReason, 'send_failed' | 'permanent' | 'partial_success' | 'shutdown' | 'queue_corrupt'>;
 
 /** What the caller is told when the queue is disabled: fixed words, since the peer's text may quote data. */
 const BACKEND_REFUSED = 'the backend refused the data';
 const BACKEND_UNAVAILABLE = 'the backend is unavailable';
-
-/**
- * The status part of an outcome's message ("UNAVAILABLE", "HTTP 503", "ECONNREFUSED"): what precedes the
- * peer's own words, which exporters write after the first ": ". Bounded, for a message that has no status.
- */
-export function statusOf(message: string): string {
-  const colon = message.indexOf(': ');
-  const status = colon < 0 ? message : message.slice(0, colon);
-  return status.length > 40 ? status.slice(0, 40) + '…' : status;
-}
+/** Batch bytes a persistent queue keeps in memory beside the disk copy, so most deliveries read nothing. */
+const PERSISTENT_QUEUE_MEMORY_BYTES = 64 * 1024 * 1024;
+const SEGMENT_BYTES = 32 * 1024 * 1024;
 
 /**
  * Per-worker state: the batch being delivered and one timer, reused for every backoff sleep and idle
  * wait, so nothing allocates a timer per batch and shutdown can cut any wait short.
  */
 class Worker {
+  batch: QueuedBatch | null = null;
   bytes: Uint8Array | null = null;
   spans = 0;
-  /** Whether the current batch has been offered to the peer at least once. */
-  attempted = false;
-  /** Set when shutdown gave up on the current batch and counted it: the worker's late outcome is ignored. */
+  /** Attempts made for the current batch. */
+  attempts = 0;
+  /** Set when shutdown gave up on the current batch and accounted for it: a late outcome is ignored. */
   abandoned = false;
   /** When the current backoff ends (epoch ms), so shutdown can cut short only the waits that outlast it. */
   until = 0;
@@ -214,16 +136,9 @@ class Worker {
   }
 }
 
-/** The keys every queued exporter's config has, under the Collector's names. */
-export interface QueuedExporterConfig {
-  sending_queue: SendingQueueConfig;
-  retry_on_failure: RetryConfig;
-  timeout: number;
-}
-
 export class ExporterHelper {
   /** A helper for an exporter component from its settings and config; `send` makes one attempt. */
-  static forComponent(settings: ComponentSettings, config: QueuedExporterConfig, send: SendFn): ExporterHelper {
+  static forComponent(settings: ComponentSettings, config: QueuedExporterConfig, endpoint: string, send: SendFn): ExporterHelper {
     return new ExporterHelper({
       id: settings.id,
       telemetry: settings.telemetry,
@@ -231,6 +146,7 @@ export class ExporterHelper {
       queue: config.sending_queue,
       retry: config.retry_on_failure,
       timeoutMs: config.timeout,
+      endpoint,
       send,
     });
   }
@@ -239,16 +155,12 @@ export class ExporterHelper {
   private readonly logger: Logger;
   private readonly send: SendFn;
   private readonly retry: RetryConfig;
+  private readonly queueConfig: SendingQueueConfig;
   private readonly timeoutMs: number;
-  private readonly queued: boolean;
-  private readonly capacity: number;
   private readonly workerCount: number;
-
-  // Ring buffer of batches waiting to be sent.
-  private readonly qBytes: (Uint8Array | null)[];
-  private readonly qSpans: Int32Array;
-  private qHead = 0;
-  private qLen = 0;
+  private readonly trouble: DeliveryTrouble;
+  /** In memory from the start; replaced by the persistent queue at start when storage is configured. */
+  private queue: SendingQueue | null;
 
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
@@ -263,47 +175,83 @@ export class ExporterHelper {
   private expired = false;
   private readonly abort = new AbortController();
   private readonly debugLog: boolean;
+  private readonly onAvailable = (): void => {
+    this.mQueueSize.set(this.queue!.held);
+    this.idle.pop()?.wake(true);
+  };
 
   // Metric children, bound once.
+  private readonly telemetry: Telemetry;
   private readonly mSent;
   private readonly mSendFailed;
   private readonly mEnqueueFailed;
+  private readonly mRetries;
   private readonly mQueueSize;
-  private readonly dropped: Record<DropReason, { inc(n: number): void }>;
+  private readonly dropped: Record<ExporterDropReason, { inc(n: number): void }>;
 
   constructor(opts: ExporterHelperOptions) {
     this.id = opts.id;
     this.logger = opts.logger;
     this.send = opts.send;
     this.retry = opts.retry;
+    this.queueConfig = opts.queue;
     this.timeoutMs = opts.timeoutMs;
-    this.queued = opts.queue.enabled;
-    this.capacity = opts.queue.enabled ? opts.queue.queue_size : 0;
     this.workerCount = opts.queue.enabled ? opts.queue.num_consumers : 0;
-    this.qBytes = new Array<Uint8Array | null>(this.capacity).fill(null);
-    this.qSpans = new Int32Array(this.capacity);
     this.debugLog = opts.logger.enabled('debug');
+    this.trouble = new DeliveryTrouble(opts.logger, opts.endpoint, opts.troubleLogIntervalMs ?? 30_000);
     // Every in-flight send listens on the shared signal; there are as many as workers, by design.
     setMaxListeners(0, this.abort.signal);
 
-    const t = opts.telemetry;
+    const t = (this.telemetry = opts.telemetry);
     this.mSent = zeroed(t.exporterSent.labels(opts.id));
     this.mSendFailed = zeroed(t.exporterSendFailed.labels(opts.id));
     this.mEnqueueFailed = zeroed(t.exporterEnqueueFailed.labels(opts.id));
+    this.mRetries = zeroed(t.exporterRetries.labels(opts.id));
     this.mQueueSize = t.exporterQueueSize.labels(opts.id);
     this.mQueueSize.set(0);
-    t.exporterQueueCapacity.labels(opts.id).set(this.capacity);
+    t.exporterQueueCapacity.labels(opts.id).set(opts.queue.enabled ? opts.queue.queue_size : 0);
     this.dropped = {
-      send_failed: t.droppedSpans.labels(opts.id, 'send_failed'),
-      permanent: t.droppedSpans.labels(opts.id, 'permanent'),
-      partial_success: t.droppedSpans.labels(opts.id, 'partial_success'),
-      shutdown: t.droppedSpans.labels(opts.id, 'shutdown'),
+      send_failed: t.dropped(opts.id, 'send_failed'),
+      permanent: t.dropped(opts.id, 'permanent'),
+      partial_success: t.dropped(opts.id, 'partial_success'),
+      shutdown: t.dropped(opts.id, 'shutdown'),
+      queue_corrupt: t.dropped(opts.id, 'queue_corrupt'),
     };
+    this.queue =
+      opts.queue.enabled && opts.queue.storage === undefined
+        ? new MemoryQueue(opts.queue.queue_size, opts.id, opts.retry.initial_interval, this.onAvailable)
+        : null;
   }
 
-  /** Starts the queue workers. Batches consumed before start wait in the queue. */
-  start(): void {
+  /**
+   * Opens the persistent queue when storage is configured (queueing again what a previous run left) and
+   * starts the queue workers. Batches consumed before start wait in the memory queue.
+   */
+  async start(host?: Host): Promise<void> {
     if (this.started) return;
+    const q = this.queueConfig;
+    if (q.enabled && q.storage !== undefined) {
+      const ext = host?.getExtension(q.storage);
+      if (ext === undefined) throw new Error(`${this.id}: sending_queue.storage: extension ${q.storage} is not configured (it must be under extensions: and listed in service.extensions)`);
+      if (!isStorageExtension(ext)) throw new Error(`${this.id}: sending_queue.storage: extension ${q.storage} is not a storage extension`);
+      const where = ext.storageFor('exporter', this.id, 'traces');
+      const corrupt = this.telemetry.queueCorruptRecords.labels(this.id);
+      this.queue = await PersistentQueue.open({
+        directory: where.directory,
+        fsync: where.fsync,
+        capacity: q.queue_size,
+        maxBytes: (q.max_storage_mib ?? DEFAULT_MAX_STORAGE_MIB) * 1024 * 1024,
+        segmentBytes: SEGMENT_BYTES,
+        memoryBytes: PERSISTENT_QUEUE_MEMORY_BYTES,
+        owner: this.id,
+        retryAfterMs: this.retry.initial_interval,
+        logger: this.logger,
+        onCorrupt: (n) => corrupt.inc(n),
+        onAvailable: this.onAvailable,
+      });
+      this.mQueueSize.set(this.queue.held);
+      this.logger.info('persistent sending queue opened', { directory: where.directory, fsync: where.fsync, batches: this.queue.held });
+    }
     this.started = true;
     for (let i = 0; i < this.workerCount; i++) {
       const w = new Worker(false);
@@ -312,15 +260,16 @@ export class ExporterHelper {
     }
   }
 
-  /** Batches waiting in the queue (not counting those being sent). */
+  /** Batches held by the queue: waiting and being delivered. */
   get queueSize(): number {
-    return this.qLen;
+    return this.queue?.held ?? 0;
   }
 
   /**
-   * Queues the batch (resolving once queued) or, with the queue disabled, sends it and settles with the
-   * outcome. Rejects with QUEUE_FULL when the queue is full and SHUTTING_DOWN after shutdown began; a
-   * refused batch counts as an enqueue failure, not as dropped, since the caller still holds it.
+   * Queues the batch (resolving once it is held, on disk when the queue is persistent) or, with the queue
+   * disabled, sends it and settles with the outcome. Rejects with QUEUE_FULL when the queue is full and
+   * SHUTTING_DOWN after shutdown began; a refused batch counts as an enqueue failure, not as dropped, since
+   * the caller still holds it.
    */
   consume(batch: TraceBatch): Promise<void> {
     let sealed: TraceBatch;
@@ -339,29 +288,28 @@ export class ExporterHelper {
       return Promise.reject(new PipelineError('SHUTTING_DOWN', `exporter ${this.id} is shutting down`));
     }
     const bytes = sealed.encode();
-    if (!this.queued) return this.sendNow(bytes, spans);
-    if (this.qLen === this.capacity) {
+    if (!this.queueConfig.enabled) return this.sendNow(bytes, spans);
+    if (this.queue === null) {
       this.mEnqueueFailed.inc(spans);
-      return Promise.reject(new PipelineError('QUEUE_FULL', `exporter ${this.id}: sending queue is full (${this.capacity} batches)`, this.retry.initial_interval));
+      return Promise.reject(new PipelineError('UNAVAILABLE', `exporter ${this.id} is not started`));
     }
-    const slot = (this.qHead + this.qLen) % this.capacity;
-    this.qBytes[slot] = bytes;
-    this.qSpans[slot] = spans;
-    this.qLen++;
-    this.mQueueSize.set(this.qLen);
-    const w = this.idle.pop();
-    if (w !== undefined) w.wake(true);
-    return Promise.resolve();
+    return this.queue.offer(bytes, spans).catch((err: PipelineError) => {
+      this.mEnqueueFailed.inc(spans);
+      throw err;
+    });
   }
 
   /**
-   * Stops accepting, lets the workers drain the queue until `deadline` (epoch ms), then abandons what is
-   * left (in flight, backing off or queued), counting every span as dropped with reason "shutdown".
+   * Stops accepting, lets the workers drain the queue until `deadline` (epoch ms), then gives up on what is
+   * left (in flight, backing off or queued): kept on disk for the next start with a persistent queue,
+   * counted as dropped with reason "shutdown" otherwise. Each step is logged.
    */
   async shutdown(deadline: number): Promise<void> {
     if (!this.accepting) return;
     this.accepting = false;
     this.stopBy = deadline;
+    const held = this.queue?.held ?? 0;
+    if (held > 0) this.logger.info('draining the sending queue', { batches: held, within_ms: Math.max(0, deadline - Date.now()) });
     // Idle workers wake to find the queue empty and stop; busy ones stop after the queue drains.
     for (const w of this.idle.splice(0)) w.wake(false);
     // A worker backing off past the deadline gives up now rather than sleeping through it.
@@ -369,27 +317,33 @@ export class ExporterHelper {
 
     const timedOut = !(await settlesBy(Promise.all([...this.running, ...this.callerSends]), deadline));
     // Batches can also be left over without a timeout: queued before a start that never happened.
-    if (timedOut || this.qLen > 0) this.expire();
+    if (timedOut || (this.queue?.waiting ?? 0) > 0) this.expire();
     this.running = [];
+    const left = (await this.queue?.close()) ?? { batches: 0, spans: 0 };
+    this.mQueueSize.set(0);
+    if (this.queue?.persistent && left.batches > 0) {
+      this.logger.warn('undelivered batches stay in the persistent queue for the next start', { batches: left.batches, spans: left.spans });
+    } else if (held > 0) {
+      this.logger.info('sending queue drained', {});
+    }
   }
 
-  /** Shutdown's deadline passed: cancel sends and waits, and count every span still held. */
+  /** Shutdown's deadline passed: cancel sends and waits, and account for every batch still held. */
   private expire(): void {
     this.expired = true;
     this.abort.abort();
+    const q = this.queue;
     for (const w of this.workers) {
-      if (w.bytes !== null && !w.abandoned) {
-        w.abandoned = true;
-        this.fail(w, w.spans, 'shutdown', 'shutdown deadline reached while sending');
-      }
+      if (w.bytes !== null && !w.abandoned) this.abandon(w, 'shutdown deadline reached while sending');
       w.wake(false);
     }
+    if (q === null || q.persistent) return;
     let left = 0;
     let batches = 0;
-    while (this.qLen > 0) {
-      left += this.qSpans[this.qHead]!;
+    for (let b = q.take(); b !== null; b = q.take()) {
+      left += b.spans;
       batches++;
-      this.take();
+      q.settle(b);
     }
     if (left > 0) {
       this.dropped.shutdown.inc(left);
@@ -397,31 +351,35 @@ export class ExporterHelper {
     }
   }
 
-  private take(): Uint8Array {
-    const bytes = this.qBytes[this.qHead]!;
-    this.qBytes[this.qHead] = null;
-    this.qHead = (this.qHead + 1) % this.capacity;
-    this.qLen--;
-    this.mQueueSize.set(this.qLen);
-    return bytes;
-  }
-
   private async workerLoop(w: Worker): Promise<void> {
+    const q = this.queue!;
     for (;;) {
       if (this.expired) return;
-      if (this.qLen === 0) {
+      const b = q.take();
+      if (b === null) {
         if (!this.accepting) return;
         this.idle.push(w);
         await w.wait(-1);
         continue;
       }
-      const spans = this.qSpans[this.qHead]!;
-      w.bytes = this.take();
-      w.spans = spans;
-      w.attempted = false;
+      this.mQueueSize.set(q.held);
+      w.batch = b;
+      w.spans = b.spans;
+      w.attempts = 0;
       w.abandoned = false;
-      await this.deliver(w);
+      w.bytes = b.bytes ?? (await q.load(b));
+      if (w.bytes === null) {
+        // Damaged on disk since it was written: counted as corrupt by the queue, and lost here.
+        this.dropped.queue_corrupt.inc(b.spans);
+        this.logger.warn('a queued batch was damaged on disk; spans dropped', { spans: b.spans });
+      } else {
+        await this.deliver(w);
+      }
+      // A batch abandoned at shutdown stays held: on disk for the next start, or already counted.
+      if (!(w.abandoned && q.persistent)) q.settle(b);
+      w.batch = null;
       w.bytes = null;
+      this.mQueueSize.set(q.held);
     }
   }
 
@@ -453,14 +411,12 @@ export class ExporterHelper {
     const r = this.retry;
     const started = Date.now();
     let interval = r.initial_interval;
-    let attempts = 0;
     for (;;) {
       if (this.expired || w.abandoned) return this.shutdownError(w);
       const now = Date.now();
       let deadline = now + this.timeoutMs;
       if (deadline > this.stopBy) deadline = this.stopBy;
-      attempts++;
-      w.attempted = true;
+      w.attempts++;
       let outcome: SendOutcome;
       try {
         outcome = await this.send(bytes, spans, deadline, this.abort.signal);
@@ -470,18 +426,21 @@ export class ExporterHelper {
       if (w.abandoned) return this.shutdownError(w);
 
       if (outcome.kind === 'ok') {
+        this.trouble.delivered();
         const rejected = Math.min(spans, Math.max(0, outcome.rejectedSpans));
         this.mSent.inc(spans - rejected);
         if (rejected > 0) this.fail(w, rejected, 'partial_success', outcome.message);
         return null;
       }
       if (outcome.kind === 'permanent') {
-        this.fail(w, spans, 'permanent', outcome.message, attempts);
+        // The backend answered and refused this batch: bad data, not an exporter in trouble.
+        this.fail(w, spans, 'permanent', outcome.message);
         return new PipelineError('INVALID_ARGUMENT', BACKEND_REFUSED);
       }
       if (this.expired) return this.shutdownError(w);
       if (!r.enabled) {
-        this.fail(w, spans, 'send_failed', outcome.message, attempts);
+        this.trouble.failed(outcome.message, w.attempts, false);
+        this.fail(w, spans, 'send_failed', outcome.message);
         return new PipelineError('UNAVAILABLE', BACKEND_UNAVAILABLE, outcome.retryAfterMs);
       }
 
@@ -492,11 +451,14 @@ export class ExporterHelper {
       delay = Math.ceil(delay);
       const after = Date.now() + delay;
       if (r.max_elapsed_time > 0 && after - started > r.max_elapsed_time) {
-        this.fail(w, spans, 'send_failed', `${outcome.message} (retries exhausted after ${attempts} attempts)`, attempts);
+        this.trouble.failed(outcome.message, w.attempts, false);
+        this.fail(w, spans, 'send_failed', `${outcome.message} (retries exhausted after ${w.attempts} attempts)`);
         return new PipelineError('UNAVAILABLE', BACKEND_UNAVAILABLE, outcome.retryAfterMs);
       }
+      this.trouble.failed(outcome.message, w.attempts, true);
       if (after > this.stopBy) return this.shutdownError(w);
-      if (this.debugLog) this.logger.debug('export failed; will retry', { status: statusOf(outcome.message), delay_ms: delay, attempt: attempts });
+      this.mRetries.inc();
+      if (this.debugLog) this.logger.debug('export failed; will retry', { status: statusOf(outcome.message), delay_ms: delay, attempt: w.attempts });
       w.until = after;
       const slept = await w.wait(delay);
       if (!slept && (this.expired || w.abandoned || w.until > this.stopBy)) return this.shutdownError(w);
@@ -504,26 +466,34 @@ export class ExporterHelper {
   }
 
   private shutdownError(w: Worker): PipelineError {
-    if (!w.abandoned) {
-      w.abandoned = true;
-      this.fail(w, w.spans, 'shutdown', 'shutdown deadline reached before the batch could be sent');
-    }
+    if (!w.abandoned) this.abandon(w, 'shutdown deadline reached before the batch could be sent');
     return new PipelineError('SHUTTING_DOWN', `exporter ${this.id} is shutting down`);
   }
 
   /**
-   * Accounts for spans that did not arrive, with one log line. A queued batch (or the rejected part of a
-   * partial success, which the caller took as sent) is dropped here, and the log keeps the peer's message
-   * for the operator. A batch sent for a waiting caller is refused to it instead: not dropped, and only the
-   * peer's status is logged, since the caller answers its own sender and logs the refusal itself.
+   * Shutdown gives up on the worker's batch. A persistent queue keeps it for the next start (it is still
+   * on disk, not acknowledged); otherwise it is accounted for as any failure is.
    */
-  private fail(w: Worker, spans: number, reason: DropReason, message: string, attempts = 0): void {
-    if (w.attempted) this.mSendFailed.inc(spans);
+  private abandon(w: Worker, why: string): void {
+    w.abandoned = true;
+    if (!w.forCaller && this.queue?.persistent) return;
+    this.fail(w, w.spans, 'shutdown', why);
+  }
+
+  /**
+   * Accounts for spans that did not arrive, with one log line carrying the attempts made. A queued batch
+   * (or the rejected part of a partial success, which the caller took as sent) is dropped here, and the log
+   * keeps the peer's message for the operator. A batch sent for a waiting caller is refused to it instead:
+   * not dropped, and only the peer's status is logged, since the caller answers its own sender and logs the
+   * refusal itself.
+   */
+  private fail(w: Worker, spans: number, reason: ExporterDropReason, message: string): void {
+    if (w.attempts > 0) this.mSendFailed.inc(spans);
     if (w.forCaller && reason !== 'partial_success') {
-      this.logger.warn('export failed; batch refused to the caller', { reason, spans, status: statusOf(message), attempts });
+      this.logger.warn('export failed; batch refused to the caller', { reason, spans, status: statusOf(message), attempts: w.attempts });
       return;
     }
     this.dropped[reason].inc(spans);
-    this.logger.warn('export failed; spans dropped', { reason, spans, error: message, attempts });
+    this.logger.warn('export failed; spans dropped', { reason, spans, error: message, attempts: w.attempts });
   }
 }

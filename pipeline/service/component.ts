@@ -68,6 +68,24 @@ export function isAuthenticator(ext: Extension | undefined): ext is Authenticato
   return ext !== undefined && typeof (ext as Partial<Authenticator>).authenticate === 'function';
 }
 
+/** Where a component keeps data across restarts, and how durably. */
+export interface StorageLocation {
+  /** A directory for this component alone. */
+  directory: string;
+  /** Whether writes must reach the disk (fdatasync) before they count as stored. */
+  fsync: boolean;
+}
+
+/** An extension that gives components storage that survives restarts (`sending_queue.storage`). */
+export interface StorageExtension extends Extension {
+  /** The storage for one component's data of one signal; the same arguments give the same place. */
+  storageFor(kind: ComponentKind, componentId: string, signal: 'traces'): StorageLocation;
+}
+
+export function isStorageExtension(ext: Extension | undefined): ext is StorageExtension {
+  return ext !== undefined && typeof (ext as Partial<StorageExtension>).storageFor === 'function';
+}
+
 export interface Host {
   getExtension(id: string): Extension | undefined;
   /** Whether every component is started and ready, and which are not. */

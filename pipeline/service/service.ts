@@ -162,11 +162,15 @@ export class Service implements Host {
   async shutdown(deadline: number): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'stopping';
+    const began = Date.now();
+    this.logger.info('shutting down: receivers first, then processors, exporters and extensions', { within_ms: Math.max(0, deadline - began) });
     for (let i = this.order.length - 1; i >= 0; i--) {
       const r = this.order[i]!;
       if (!r.started) continue;
+      const t0 = Date.now();
       try {
         await r.component.shutdown(deadline);
+        this.logger.info('component stopped', { component: r.id, kind: r.kind, ms: Date.now() - t0 });
       } catch (err) {
         this.logger.error('component shutdown failed', { component: r.id, error: err });
       }
@@ -174,7 +178,7 @@ export class Service implements Host {
     }
     await this.telemetryServer?.stop();
     this.state = 'stopped';
-    this.logger.info('tracewarden stopped');
+    this.logger.info('tracewarden stopped', { ms: Date.now() - began });
   }
 }
 

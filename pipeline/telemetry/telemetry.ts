@@ -5,6 +5,25 @@
  * No label ever carries a user, token or span value.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PipelineErrorCode } from '../service/errors.js';
+
+/**
+ * Why spans left the pipeline other than by export: the closed set of tracewarden_dropped_spans_total's
+ * `reason` label. An exporter's: the backend failed past its retries (send_failed), refused the data
+ * (permanent) or part of it (partial_success), shutdown ran out of time (shutdown), a persistent queue's
+ * record was damaged (queue_corrupt). A processor's: the refusal downstream that it could not hand back
+ * (the lower-cased error code, e.g. queue_full) or its own failure (internal_error). The identity
+ * processor's: `identity_` and the verification failure (identity/reasons.ts).
+ */
+export type DropReason =
+  | 'send_failed'
+  | 'permanent'
+  | 'partial_success'
+  | 'shutdown'
+  | 'queue_corrupt'
+  | Lowercase<PipelineErrorCode>
+  | 'internal_error'
+  | `identity_${string}`;
 
 /**
  * A bound counter child that exists from start-up at 0, so Prometheus has the series before the first
@@ -31,8 +50,10 @@ export class Telemetry {
   readonly exporterEnqueueFailed: Counter<'exporter'>;
   readonly exporterQueueSize: Gauge<'exporter'>;
   readonly exporterQueueCapacity: Gauge<'exporter'>;
+  readonly exporterRetries: Counter<'exporter'>;
+  readonly queueCorruptRecords: Counter<'exporter'>;
   // Every span that does not go on, by the component that stopped it and why.
-  readonly droppedSpans: Counter<'component' | 'reason'>;
+  private readonly droppedSpans: Counter<'component' | 'reason'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -86,13 +107,25 @@ export class Telemetry {
     });
     this.exporterQueueSize = new Gauge({
       name: 'otelcol_exporter_queue_size',
-      help: 'Current number of batches in the sending queue.',
+      help: 'Batches the exporter holds: waiting in the sending queue and being delivered (retries included).',
       labelNames: ['exporter'],
       registers,
     });
     this.exporterQueueCapacity = new Gauge({
       name: 'otelcol_exporter_queue_capacity',
       help: 'Fixed capacity of the sending queue, in batches.',
+      labelNames: ['exporter'],
+      registers,
+    });
+    this.exporterRetries = new Counter({
+      name: 'tracewarden_exporter_retries_total',
+      help: 'Failed send attempts that were retried after a backoff.',
+      labelNames: ['exporter'],
+      registers,
+    });
+    this.queueCorruptRecords = new Counter({
+      name: 'tracewarden_queue_corrupt_records_total',
+      help: 'Damaged records found in a persistent sending queue (at start or when read back) and skipped.',
       labelNames: ['exporter'],
       registers,
     });
@@ -103,6 +136,11 @@ export class Telemetry {
       registers,
     });
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The dropped-spans counter for one component and reason, bound once by the component. */
+  dropped(component: string, reason: DropReason): { inc(value?: number): void } {
+    return this.droppedSpans.labels(component, reason);
   }
 
   /** A component's own counter, registered once per registry under this name. */

@@ -13,13 +13,13 @@
  * Accounting: once consume resolves, the spans are this processor's. Any it then cannot pass on (next
  * refuses, or re-packing them fails) are counted in tracewarden_dropped_spans_total with a reason.
  */
-import type { Counter, Histogram } from 'prom-client';
+import type { Histogram } from 'prom-client';
 import { TraceBatch } from '../../pipeline/batch/batch.js';
 import type { ComponentSettings, Host, Processor, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
-import { PipelineError, asPipelineError } from '../../pipeline/service/errors.js';
+import { PipelineError, asPipelineError, type PipelineErrorCode } from '../../pipeline/service/errors.js';
 import { settlesBy } from '../../pipeline/service/deadline.js';
 import type { Logger } from '../../pipeline/telemetry/logger.js';
-import { zeroed, type Telemetry } from '../../pipeline/telemetry/telemetry.js';
+import { zeroed, type DropReason, type Telemetry } from '../../pipeline/telemetry/telemetry.js';
 import type { BatchConfig } from './config.js';
 
 /** The Collector's buckets for otelcol_processor_batch_batch_send_size. */
@@ -39,7 +39,7 @@ export function backpressureWaitMs(timeoutMs: number): number {
 }
 
 /** The reason for spans lost to a failure of the processor itself rather than a refusal downstream. */
-const INTERNAL_REASON = 'internal_error';
+const INTERNAL_REASON: DropReason = 'internal_error';
 
 type Trigger = 'size' | 'timeout';
 
@@ -74,8 +74,7 @@ export class BatchProcessor implements Processor {
   private readonly sendSize: { observe(n: number): void };
   private readonly sizeTriggers: { inc(): void };
   private readonly timeoutTriggers: { inc(): void };
-  private readonly droppedCounter: Counter<'component' | 'reason'>;
-  private readonly droppedByReason = new Map<string, { inc(n: number): void }>();
+  private readonly droppedByReason = new Map<DropReason, { inc(n: number): void }>();
   private readonly onTimeout = (): void => {
     this.timer = null;
     this.timerDue = true;
@@ -110,7 +109,6 @@ export class BatchProcessor implements Processor {
     this.timeoutTriggers = t
       .counter('otelcol_processor_batch_timeout_trigger_send_total', 'Batches sent because the timeout expired.', ['processor'])
       .labels(id);
-    this.droppedCounter = t.droppedSpans;
   }
 
   async start(_host: Host): Promise<void> {}
@@ -244,7 +242,7 @@ export class BatchProcessor implements Processor {
       // count what it cost. Only the error's name is logged: its message may quote the data.
       const lost = this.unsent;
       this.unsent = 0;
-      const reason = err instanceof PipelineError ? err.code.toLowerCase() : INTERNAL_REASON;
+      const reason: DropReason = err instanceof PipelineError ? (err.code.toLowerCase() as Lowercase<PipelineErrorCode>) : INTERNAL_REASON;
       if (lost > 0) this.droppedFor(reason).inc(lost);
       this.log.error('batch processor failed to send pending spans; they are lost', {
         spans: lost,
@@ -316,16 +314,16 @@ export class BatchProcessor implements Processor {
       this.outgoing.inc(spans);
     } catch (err) {
       const e = asPipelineError(err);
-      this.droppedFor(e.code.toLowerCase()).inc(spans);
+      this.droppedFor(e.code.toLowerCase() as Lowercase<PipelineErrorCode>).inc(spans);
       this.log.warn('next consumer refused a batch; its spans are lost', { spans, error: e });
     }
   }
 
   /** The counter child for a reason (a lower-case error code, or internal_error), bound on first use. */
-  private droppedFor(reason: string): { inc(n: number): void } {
+  private droppedFor(reason: DropReason): { inc(n: number): void } {
     let c = this.droppedByReason.get(reason);
     if (c === undefined) {
-      c = this.droppedCounter.labels(this.settings.id, reason);
+      c = this.settings.telemetry.dropped(this.settings.id, reason);
       this.droppedByReason.set(reason, c);
     }
     return c;

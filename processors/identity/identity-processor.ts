@@ -330,7 +330,7 @@ export class IdentityProcessor implements Processor {
     batch.dropSpan(span);
     let c = this.dropped.get(reason);
     if (c === undefined) {
-      c = this.settings.telemetry.droppedSpans.labels(this.settings.id, `identity_${reason}`);
+      c = this.settings.telemetry.dropped(this.settings.id, `identity_${reason}`);
       this.dropped.set(reason, c);
     }
     c.inc();

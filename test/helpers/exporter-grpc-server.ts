@@ -55,12 +55,15 @@ export class OtlpGrpcTestServer {
     readonly port: number,
   ) {}
 
-  /** Starts on 127.0.0.1 with a free port; `tls: true` serves the test certificate for localhost. */
-  static async start(opts: { tls?: boolean } = {}): Promise<OtlpGrpcTestServer> {
+  /**
+   * Starts on 127.0.0.1 with a free port (or `port`, to bring a backend up where an exporter already
+   * points); `tls: true` serves the test certificate for localhost.
+   */
+  static async start(opts: { tls?: boolean; port?: number } = {}): Promise<OtlpGrpcTestServer> {
     const server = opts.tls ? http2.createSecureServer({ key: TEST_SERVER_KEY_PEM, cert: TEST_SERVER_CERT_PEM }) : http2.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
+      server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
     });
     const s = new OtlpGrpcTestServer(server, (server.address() as AddressInfo).port);
     server.on('session', (session) => {
@@ -121,6 +124,8 @@ export class OtlpGrpcTestServer {
       const body = Buffer.concat(chunks);
       const compressed = body.length >= 5 && body[0] === 1;
       const len = body.length >= 5 ? body.readUInt32BE(1) : 0;
+      // A call cancelled by its client (a deadline) ends with part of its message: not a request received.
+      if (body.length < 5 + len) return;
       let message = body.subarray(5, 5 + len);
       if (compressed) message = gunzipSync(message);
       this.requests.push({ bytes: Buffer.from(message), compressed, headers, at: Date.now() });
