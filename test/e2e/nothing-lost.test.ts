@@ -185,7 +185,7 @@ service:
 /** A daemon as a child process with a persistent queue in `dir`, its ports fixed so a restart keeps them. */
 class QueueDaemon {
   readonly configPath: string;
-  constructor(
+  private constructor(
     readonly dir: string,
     readonly httpPort: number,
     readonly metricsPort: number,
@@ -220,11 +220,21 @@ service:
     );
   }
 
+  /** A daemon on fresh ports, with its queue in `dir` and its exporter pointed at `backendPort`. */
+  static async on(dir: string, backendPort: number, opts: { fsync: boolean; shutdownTimeout?: string }): Promise<QueueDaemon> {
+    return new QueueDaemon(dir, await freePort(), await freePort(), backendPort, opts);
+  }
+
   async start(): Promise<CliProcess> {
     const p = runCli(['run', '--config', this.configPath]);
     await p.waitForLog('tracewarden is running');
     return p;
   }
+}
+
+async function stopped(p: CliProcess): Promise<{ code: number | null }> {
+  p.child.kill('SIGTERM');
+  return p.exit;
 }
 
 describe('a persistent queue through the daemon process', () => {
@@ -238,7 +248,7 @@ describe('a persistent queue through the daemon process', () => {
     let requests = 0;
     let refused = 0;
     for (let round = 0; round < 4; round++) {
-      const d = new QueueDaemon(dir, await freePort(), await freePort(), backendPort, { fsync: round % 2 === 0 });
+      const d = await QueueDaemon.on(dir, backendPort, { fsync: round % 2 === 0 });
       const p = await d.start();
       const killAt = Date.now() + 150 + Math.floor(rand() * 600);
       let killed = false;
@@ -262,7 +272,7 @@ describe('a persistent queue through the daemon process', () => {
     assert.ok(acked.size > 0);
 
     const backend = await OtlpGrpcTestServer.start({ port: backendPort });
-    const d = new QueueDaemon(dir, await freePort(), await freePort(), backendPort, { fsync: false });
+    const d = await QueueDaemon.on(dir, backendPort, { fsync: false });
     const p = await d.start();
     try {
       const missing = () => [...acked].filter((id) => !receivedIds(backend.requests).has(id)).length;
@@ -279,8 +289,7 @@ describe('a persistent queue through the daemon process', () => {
           `${got.size} distinct spans delivered (${delivered - got.size} again: at least once)`,
       );
     } finally {
-      p.child.kill('SIGTERM');
-      await p.exit;
+      await stopped(p);
       await backend.close();
     }
   });
@@ -288,7 +297,7 @@ describe('a persistent queue through the daemon process', () => {
   test('a queue file cut in the middle of a record and one with a flipped byte: the daemon starts, delivers the rest and counts the damage', async () => {
     const dir = tempDir();
     const backendPort = await freePort();
-    const down = new QueueDaemon(dir, await freePort(), await freePort(), backendPort, { fsync: true, shutdownTimeout: '200ms' });
+    const down = await QueueDaemon.on(dir, backendPort, { fsync: true, shutdownTimeout: '200ms' });
     const p = await down.start();
     const reqs: Uint8Array[] = [];
     for (let i = 0; i < 6; i++) {
@@ -296,8 +305,7 @@ describe('a persistent queue through the daemon process', () => {
       assert.equal(await post(down.httpPort, req), 200);
       reqs.push(req);
     }
-    p.child.kill('SIGTERM');
-    assert.equal((await p.exit).code, 0);
+    assert.equal((await stopped(p)).code, 0);
     assert.match(p.stderr(), /undelivered batches stay in the persistent queue for the next start/);
 
     const queueDir = join(dir, 'queue', 'exporter_otlp__traces');
@@ -311,7 +319,7 @@ describe('a persistent queue through the daemon process', () => {
     fs.writeFileSync(seg, bytes.subarray(0, cut));
 
     const backend = await OtlpGrpcTestServer.start({ port: backendPort });
-    const up = new QueueDaemon(dir, await freePort(), await freePort(), backendPort, { fsync: true });
+    const up = await QueueDaemon.on(dir, backendPort, { fsync: true });
     const q = await up.start();
     try {
       const expected = new Set([0, 2, 3, 4].flatMap((i) => spanIds(reqs[i]!)));
@@ -320,8 +328,7 @@ describe('a persistent queue through the daemon process', () => {
       assert.equal(await scrape(up.metricsPort, 'tracewarden_queue_corrupt_records_total'), 2);
       assert.match(q.stderr(), /damaged records skipped/);
     } finally {
-      q.child.kill('SIGTERM');
-      await q.exit;
+      await stopped(q);
       await backend.close();
     }
   });
@@ -329,15 +336,14 @@ describe('a persistent queue through the daemon process', () => {
   test('two daemons on one queue directory: the second refuses to start, naming the directory and the first', async () => {
     const dir = tempDir();
     const backendPort = await freePort();
-    const first = await new QueueDaemon(dir, await freePort(), await freePort(), backendPort, { fsync: false }).start();
+    const first = await (await QueueDaemon.on(dir, backendPort, { fsync: false })).start();
     try {
-      const second = runCli(['run', '--config', new QueueDaemon(dir, await freePort(), await freePort(), backendPort, { fsync: false }).configPath]);
+      const second = runCli(['run', '--config', (await QueueDaemon.on(dir, backendPort, { fsync: false })).configPath]);
       const { code } = await second.exit;
       assert.notEqual(code, 0);
       assert.match(second.stderr(), new RegExp(`file_storage: directory ${join(dir, 'queue')} is in use by another tracewarden \\(pid ${first.child.pid} on `));
     } finally {
-      first.child.kill('SIGTERM');
-      await first.exit;
+      await stopped(first);
     }
   });
 
