@@ -9,7 +9,7 @@ import type { Host } from '../../pipeline/service/component.js';
 import { Logger, MemorySink } from '../../pipeline/telemetry/logger.js';
 import { Telemetry } from '../../pipeline/telemetry/telemetry.js';
 import { fileStorageSchema } from './config.js';
-import { LOCK_FILE } from './directory-lock.js';
+import { HEARTBEAT_MS, LOCK_FILE, STALE_MS, currentOwner, type LockOwner } from './directory-lock.js';
 import { FileStorageExtension } from './file-storage.js';
 
 const host: Host = { getExtension: () => undefined, readiness: () => ({ ready: true, notReady: [] }) };
@@ -75,10 +75,18 @@ describe('file_storage', () => {
     await first.shutdown();
     assert.ok(!fs.existsSync(join(dir, LOCK_FILE)), 'released at shutdown');
 
-    // a live process of this host holds it: refused after the timeout, naming that process
+    const lockPath = join(dir, LOCK_FILE);
+    const me = currentOwner();
+    const writeLock = (o: Partial<LockOwner> | string, ageMs = 0) => {
+      fs.writeFileSync(lockPath, typeof o === 'string' ? o : JSON.stringify({ ...me, instance: 'other', ...o }));
+      const t = new Date(Date.now() - ageMs);
+      fs.utimesSync(lockPath, t, t);
+    };
+
+    // a live process in our pid namespace holds it: refused after the timeout, naming that process
     const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
     try {
-      fs.writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: other.pid, host: hostname() }));
+      writeLock({ pid: other.pid });
       const t0 = Date.now();
       await assert.rejects(
         extension('file_storage', { directory: dir, timeout: '150ms' }).start(host),
@@ -89,18 +97,41 @@ describe('file_storage', () => {
       other.kill('SIGKILL');
       await new Promise((r) => other.once('exit', r));
     }
-    // the same process is gone now (kill -9): its lock is taken over
+    // the same process is gone now (kill -9): its lock is taken over at once
     const next = extension('file_storage', { directory: dir });
     await next.start(host);
-    assert.equal(JSON.parse(fs.readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid);
+    assert.equal(JSON.parse(fs.readFileSync(lockPath, 'utf8')).pid, process.pid);
     await next.shutdown();
 
-    // a lock from another host is never taken over; a torn lock file is
-    fs.writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 1, host: 'elsewhere.example' }));
-    await assert.rejects(extension('file_storage', { directory: dir, timeout: '10ms' }).start(host), /pid 1 on elsewhere.example/);
-    fs.writeFileSync(join(dir, LOCK_FILE), '{"pid": 12');
-    const afterTorn = extension('file_storage', { directory: dir });
-    await afterTorn.start(host);
-    await afterTorn.shutdown();
+    const refusedWith = async (o: Partial<LockOwner> | string, ageMs: number, pattern: RegExp) => {
+      writeLock(o, ageMs);
+      await assert.rejects(extension('file_storage', { directory: dir, timeout: '10ms' }).start(host), pattern);
+    };
+    const takenOver = async (o: Partial<LockOwner> | string, ageMs: number) => {
+      writeLock(o, ageMs);
+      const ext = extension('file_storage', { directory: dir, timeout: '10ms' });
+      await ext.start(host);
+      await ext.shutdown();
+    };
+    // another host, or another container's pid namespace with our very pid (pid 1 in both, say): its pid
+    // cannot be checked from here, so only a lock left untouched for STALE_MS is taken over
+    await refusedWith({ pid: 1, host: 'elsewhere.example' }, 0, /pid 1 on elsewhere.example/);
+    await takenOver({ pid: 1, host: 'elsewhere.example' }, STALE_MS + 1000);
+    await refusedWith({ pidns: 'pid:[1]' }, 0, new RegExp(`pid ${process.pid} on `));
+    await takenOver({ pidns: 'pid:[1]' }, STALE_MS + 1000);
+    // a lock from before a reboot is taken over at once; an unreadable one once untouched
+    await takenOver({ pid: 1, boot: 'another-boot' }, 0);
+    await refusedWith('{"pid": 12', 0, /an unreadable lock/);
+    await takenOver('{"pid": 12', STALE_MS + 1000);
+    assert.deepEqual(fs.readdirSync(dir), [], 'nothing left behind: no lock, no file put aside');
+
+    // the holder keeps its lock fresh
+    const held = extension('file_storage', { directory: dir });
+    await held.start(host);
+    const t = new Date(Date.now() - 60_000);
+    fs.utimesSync(lockPath, t, t);
+    await new Promise((r) => setTimeout(r, HEARTBEAT_MS + 200));
+    assert.ok(Date.now() - fs.statSync(lockPath).mtimeMs < HEARTBEAT_MS + 500, 'touched by its holder');
+    await held.shutdown();
   });
 });

@@ -368,6 +368,11 @@ export class ExporterHelper {
       w.attempts = 0;
       w.abandoned = false;
       w.bytes = b.bytes ?? (await q.load(b));
+      if (w.bytes === null && (this.expired || q.isClosed)) {
+        // Shutdown closed the queue during the read: the batch stays on disk for the next start.
+        w.batch = null;
+        return;
+      }
       if (w.bytes === null) {
         // Damaged on disk since it was written: counted as corrupt by the queue, and lost here.
         this.dropped.queue_corrupt.inc(b.spans);

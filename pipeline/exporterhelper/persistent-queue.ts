@@ -103,6 +103,12 @@ export class PersistentQueue implements SendingQueue {
   private readonly segments = new Map<number, Segment>();
   private pending: PendingWrite[] = [];
   private flushing: Promise<void> | null = null;
+  /** Reads in progress: close() waits for them, so no read ever meets a closed (or reused) descriptor. */
+  private readonly loading = new Set<Promise<unknown>>();
+  /** Set after a failed write: the next write starts a new segment rather than append after a torn tail. */
+  private activeBroken = false;
+  /** The highest segment id seen in the directory, segments and ack files alike: new ids go above it. */
+  private lastSegmentId = 0;
   private closed = false;
 
   private constructor(private readonly o: PersistentQueueOptions) {
@@ -156,14 +162,26 @@ export class PersistentQueue implements SendingQueue {
     return b;
   }
 
-  async load(batch: QueuedBatch): Promise<Uint8Array | null> {
+  /**
+   * The batch's bytes; null when they could not be read back intact (counted as corrupt), or when the queue
+   * was closed first (then the batch stays on disk for the next start).
+   */
+  load(batch: QueuedBatch): Promise<Uint8Array | null> {
     const b = batch as DiskBatch;
-    if (b.bytes !== null) return b.bytes;
+    if (b.bytes !== null) return Promise.resolve(b.bytes);
+    if (this.closed) return Promise.resolve(null);
+    const p = this.readBack(b);
+    this.loading.add(p);
+    void p.finally(() => this.loading.delete(p));
+    return p;
+  }
+
+  private async readBack(b: DiskBatch): Promise<Uint8Array | null> {
     const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + b.length);
     try {
       const { bytesRead } = await read(b.segment.fd, buf, 0, buf.length, b.offset);
       const r = bytesRead === buf.length ? readRecordAt(buf, 0) : null;
-      if (r !== null && r.seq === b.seq) return buf.subarray(RECORD_HEADER_BYTES);
+      if (r !== null && r.seq === b.seq && r.length === b.length) return buf.subarray(RECORD_HEADER_BYTES);
     } catch (err) {
       this.o.logger.warn('persistent queue: a batch could not be read back', { segment: b.segment.path, error: err });
     }
@@ -171,7 +189,14 @@ export class PersistentQueue implements SendingQueue {
     return null;
   }
 
+  /** Whether the queue was closed: a batch whose load returned null then stays for the next start. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   settle(batch: QueuedBatch): void {
+    // After close the files are closed: whatever was not settled stays on disk for the next start.
+    if (this.closed) return;
     const b = batch as DiskBatch;
     this.inFlight--;
     this.heldSpans -= b.spans;
@@ -203,6 +228,7 @@ export class PersistentQueue implements SendingQueue {
   async close(): Promise<{ batches: number; spans: number }> {
     this.closed = true;
     while (this.flushing !== null) await this.flushing;
+    await Promise.allSettled([...this.loading]);
     const left = { batches: this.held, spans: this.heldSpans };
     for (const seg of this.segments.values()) {
       if (seg.live === 0) this.removeSegment(seg);
@@ -219,7 +245,7 @@ export class PersistentQueue implements SendingQueue {
       const group = this.pending.length <= MAX_GROUP ? this.pending : this.pending.slice(0, MAX_GROUP);
       this.pending = this.pending.length <= MAX_GROUP ? [] : this.pending.slice(MAX_GROUP);
       let seg = this.active!;
-      if (seg.size >= this.o.segmentBytes) {
+      if (seg.size >= this.o.segmentBytes || this.activeBroken) {
         try {
           seg = await this.rotate();
         } catch (err) {
@@ -239,8 +265,10 @@ export class PersistentQueue implements SendingQueue {
         if (bytesWritten !== total) throw Object.assign(new Error(`short write (${bytesWritten} of ${total} bytes)`), { code: 'ENOSPC' });
         if (this.o.fsync) await fdatasync(seg.fd);
       } catch (err) {
-        // Cut the segment back to its last whole record, so the next group starts cleanly.
+        // Records in it stay readable at their offsets; later ones go to a new segment, never after a
+        // torn tail (and never into a file whose sync failed). The tail is cut when that is possible.
         await ftruncate(seg.fd, seg.size).catch(() => undefined);
+        this.activeBroken = true;
         this.refuse(group, err);
         continue;
       }
@@ -274,17 +302,18 @@ export class PersistentQueue implements SendingQueue {
   private async rotate(): Promise<Segment> {
     const old = this.active!;
     await this.startSegment();
+    this.activeBroken = false;
     if (old.live === 0) this.removeSegment(old);
     return this.active!;
   }
 
   private async startSegment(): Promise<void> {
-    let id = 1;
-    for (const k of this.segments.keys()) if (k >= id) id = k + 1;
-    const seg = this.segmentFor(id);
-    seg.fd = await open(seg.path, 'a+');
-    seg.ackFd = await open(seg.ackPath, 'a');
-    this.segments.set(id, seg);
+    const seg = this.segmentFor(++this.lastSegmentId);
+    // A new file of its own ('x': never an old segment's), with an empty ack file (an old one is truncated).
+    seg.fd = await open(seg.path, 'ax+');
+    seg.ackFd = await open(seg.ackPath, 'w');
+    if (this.o.fsync) await syncDirectory(this.o.directory);
+    this.segments.set(seg.id, seg);
     this.active = seg;
   }
 
@@ -299,7 +328,9 @@ export class PersistentQueue implements SendingQueue {
     for (const fd of [seg.fd, seg.ackFd]) if (fd >= 0) fs.closeSync(fd);
     seg.fd = -1;
     seg.ackFd = -1;
-    for (const p of [seg.path, seg.ackPath]) {
+    // The ack file first: an ack file left without its segment is removed at the next start, while a
+    // segment left without its ack file would only be delivered again.
+    for (const p of [seg.ackPath, seg.path]) {
       try {
         fs.unlinkSync(p);
       } catch (err) {
@@ -311,13 +342,21 @@ export class PersistentQueue implements SendingQueue {
   // ---- recovery ----
 
   private async recover(): Promise<void> {
-    const names = (await fs.promises.readdir(this.o.directory)).filter((n) => /^\d{20}\.seg$/.test(n)).sort();
+    const files = await fs.promises.readdir(this.o.directory);
+    const names = files.filter((n) => /^\d{20}\.seg$/.test(n)).sort();
+    for (const n of files) {
+      if (!/^\d{20}\.(seg|ack)$/.test(n)) continue;
+      this.lastSegmentId = Math.max(this.lastSegmentId, Number(n.slice(0, 20)));
+      // An ack file whose segment is gone (a crash between the two deletes) names nothing: remove it.
+      if (n.endsWith('.ack') && !files.includes(n.replace(/\.ack$/, '.seg'))) await fs.promises.rm(join(this.o.directory, n), { force: true });
+    }
     let corrupt = 0;
     let batches = 0;
     let spans = 0;
     for (const name of names) {
       const seg = this.segmentFor(Number(name.slice(0, 20)));
       const acked = await readAcks(seg.ackPath);
+      for (const a of acked.seqs) if (a >= this.nextSeq) this.nextSeq = a + 1;
       const buf = await fs.promises.readFile(seg.path);
       const scan = scanSegment(buf);
       seg.size = buf.length;
@@ -372,6 +411,16 @@ async function closeSegment(seg: Segment): Promise<void> {
   seg.fd = -1;
   seg.ackFd = -1;
   await Promise.all(fds.map((fd) => close(fd).catch(() => undefined)));
+}
+
+/** Makes a new file's directory entry durable (fsync: true promises the disk, not only the page cache). */
+async function syncDirectory(dir: string): Promise<void> {
+  const fd = await open(dir, 'r');
+  try {
+    await promisify(fs.fsync)(fd);
+  } finally {
+    await close(fd);
+  }
 }
 
 function mib(bytes: number): string {

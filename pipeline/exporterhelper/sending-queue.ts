@@ -27,8 +27,12 @@ export interface SendingQueue {
   offer(bytes: Uint8Array, spans: number): Promise<void>;
   /** The oldest waiting batch, now being delivered; null when none waits. */
   take(): QueuedBatch | null;
-  /** The batch's bytes, read back when not in memory; null when they could not be read intact. */
+  /**
+   * The batch's bytes, read back when not in memory; null when they could not be read intact, or when the
+   * queue was closed first (`isClosed`).
+   */
   load(batch: QueuedBatch): Promise<Uint8Array | null>;
+  readonly isClosed: boolean;
   /** The batch is done with (delivered, or given up and counted by the caller): it is held no more. */
   settle(batch: QueuedBatch): void;
   /** Stops storing; returns what is still held (kept for the next start when persistent, lost otherwise). */
@@ -87,6 +91,8 @@ export class MemoryQueue implements SendingQueue {
   load(batch: QueuedBatch): Promise<Uint8Array | null> {
     return Promise.resolve(batch.bytes);
   }
+
+  readonly isClosed = false;
 
   settle(batch: QueuedBatch): void {
     this.inFlight--;
