@@ -187,19 +187,19 @@ service:
   const outage = [start + (SECONDS * 1000) / 3, start + (2 * SECONDS * 1000) / 3];
   const samples: { t: number; rss_mib: number; queue_disk_mib: number; queue_batches: number; backend: string }[] = [];
   let seq = 0;
-  let backendUp = true;
+  let phase: 'before' | 'outage' | 'after' = 'before';
   let nextSample = start;
   console.log(`soak: ${SECONDS} s at ${RATE} spans/s (${BATCH} a request), fsync ${FSYNC}, backend down from ${SECONDS / 3} s to ${(2 * SECONDS) / 3} s`);
   while (Date.now() < end) {
     const now = Date.now();
     const due = Math.floor(((now - start) / 1000) * (RATE / BATCH));
     while (seq < due && inFlight < 64) post(seq, request(seq++));
-    if (backendUp && now >= outage[0]!) {
+    if (phase === 'before' && now >= outage[0]!) {
       await backend.down();
-      backendUp = false;
-    } else if (!backendUp && now >= outage[1]!) {
+      phase = 'outage';
+    } else if (phase === 'outage' && now >= outage[1]!) {
       await backend.up();
-      backendUp = true;
+      phase = 'after';
     }
     if (now >= nextSample) {
       nextSample += SAMPLE_MS;
@@ -210,7 +210,7 @@ service:
         rss_mib: Math.round(rssMiB(daemon.pid!)),
         queue_disk_mib: Math.round(dirBytes(join(queueDir, 'exporter_otlp__traces')) / 1048576),
         queue_batches: q ? Number(q[1]) : NaN,
-        backend: backendUp ? 'up' : 'down',
+        backend: phase === 'outage' ? 'down' : 'up',
       });
       const s = samples.at(-1)!;
       console.log(`  t=${String(s.t).padStart(4)} s  rss ${s.rss_mib} MiB  queue ${s.queue_batches} batches, ${s.queue_disk_mib} MiB on disk  backend ${s.backend}`);
