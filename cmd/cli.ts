@@ -25,7 +25,7 @@ Usage:
   tracewarden --help                        this text
 
 --config may be repeated; files are merged in order, later ones winning.
-Values may use \${env:VAR} and \${env:VAR:-default}.
+Values may use \${VAR}, \${env:VAR}, \${env:VAR:-default}, \${file:path} and $$ for a literal $.
 Shutdown: SIGTERM or SIGINT stops the receivers, flushes what is held within service.shutdown_timeout
 (default 15s), keeps what is left in persistent queues, and exits 0.
 `;

@@ -1,4 +1,7 @@
 import { test } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { Registry, type AnyFactory } from '../service/component.js';
 import { formatProblem, loadConfig, type ConfigSource } from './config.js';
@@ -117,7 +120,42 @@ service:
   const unset = expandEnv('${env:NOPE}', {});
   assert.equal(unset.value, '');
   assert.deepEqual(unset.problems, [{ message: 'environment variable NOPE is not set; it expands to an empty string', warning: true }]);
-  assert.match(expandEnv('${HOME}', {}).problems[0]!.message, /unsupported reference/);
+});
+
+test("the Collector's reference syntax: ${NAME} (env is the default scheme), ${env:NAME:-default}, $$, ${file:path}; an unknown scheme is an error naming it", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tw-config-file-'));
+  try {
+    writeFileSync(join(dir, 'token'), 'ls-token-value\n');
+    writeFileSync(join(dir, 'limit'), '32\n');
+    const text = `receivers:
+  otlp:
+    endpoint: \${HOST}:\${PORT:-4317}
+    limit: \${file:${join(dir, 'limit')}}
+exporters:
+  debug:
+    verbosity: \${VERBOSITY}
+service:
+  pipelines:
+    traces: { receivers: [otlp], exporters: [debug] }
+`;
+    const { config, problems } = load(text, { HOST: '10.0.0.1', VERBOSITY: 'detailed' });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(config!.receivers.get('otlp')!.config, { endpoint: '10.0.0.1:4317', limit: 32 });
+    assert.equal((config!.exporters.get('debug')!.config as { verbosity: string }).verbosity, 'detailed');
+
+    assert.equal(expandEnv('Bearer ${file:' + join(dir, 'token') + '}', {}).value, 'Bearer ls-token-value');
+    assert.equal(expandEnv('${LS_ACCESS_TOKEN}', { LS_ACCESS_TOKEN: 'abc' }).value, 'abc');
+    assert.equal(expandEnv('$${env:X} costs $$5', { X: 'no' }).value, '${env:X} costs $5');
+    assert.deepEqual(expandEnv('${file:/nonexistent/tw}', {}).problems, [{ message: 'cannot read ${file:/nonexistent/tw} (ENOENT)', warning: false }]);
+    assert.match(expandEnv('${https://example.com/x}', {}).problems[0]!.message, /^unsupported scheme "https" in \$\{https:\/\/example.com\/x\}: the schemes are env/);
+    assert.match(expandEnv('${vault:secret/x}', {}).problems[0]!.message, /unsupported scheme "vault"/);
+    assert.match(expandEnv('${1BAD}', {}).problems[0]!.message, /^invalid reference \$\{1BAD\}/);
+    // the error points at the value, with its line
+    const bad = errors(text.replace('\${VERBOSITY}', '\${s3:bucket/key}'), { HOST: 'h' });
+    assert.deepEqual(bad, ['main.yaml:7:16: unsupported scheme "s3" in ${s3:bucket/key}: the schemes are env (${env:NAME}, ${NAME}) and file (${file:path})']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a quoted reference stays a string', () => {
