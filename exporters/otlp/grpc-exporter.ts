@@ -93,6 +93,10 @@ export class OtlpGrpcExporter implements Exporter {
       'grpc.max_send_message_length': -1,
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
       'grpc.primary_user_agent': 'tracewarden',
+      // retry_on_failure paces the retries; the channel itself must not wait up to grpc's default 120 s
+      // before reconnecting to a backend that is back (measured: a 200 s outage took 50 s more to drain).
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 5000,
     };
     if (c.compression === 'gzip') channelOptions['grpc.default_compression_algorithm'] = grpc.compressionAlgorithms.gzip;
     if (secure) {
