@@ -47,3 +47,29 @@ test('failures that can change on their own are never cached; not_yet_valid at m
   assert.equal(failureCacheTtl('bad_signature', 30_000), 30_000);
   assert.equal(failureCacheTtl('expired', 5_000), 5_000);
 });
+
+test('the recent table: the last 64 credentials by their bytes anywhere in a buffer, round robin; short and unknown credentials are misses, never errors', () => {
+  const cache = new CredentialCache(16, 1 << 20);
+  const tokens = Array.from({ length: 65 }, (_, i) => `token-${String(i).padStart(3, '0')}-${'s'.repeat(40)}`);
+  const ds = tokens.map(() => decision(Number.MAX_SAFE_INTEGER));
+  tokens.forEach((t, i) => cache.remember(Buffer.from(t, 'latin1'), ds[i]!));
+  // found inside a larger buffer, at an offset, as the processor looks them up in a batch
+  const at = (t: string) => {
+    const buf = Buffer.from(`prefix:${t}:suffix`, 'latin1');
+    return cache.recent(buf, 7, 7 + t.length, 0);
+  };
+  assert.equal(at(tokens[0]!), null, 'the first was replaced by the 65th');
+  for (let i = 1; i < 65; i++) assert.equal(at(tokens[i]!), ds[i], `token ${i}`);
+  assert.equal(at(`token-999-${'s'.repeat(40)}`), null, 'same length and tail bytes, other content');
+  assert.equal(at('x'.repeat(50)), null);
+  const empty = new CredentialCache(16, 1 << 20);
+  assert.equal(empty.recent(Buffer.from('eyJhbGciOiJub25lIn0.e30.sig', 'latin1'), 0, 27, 0), null, 'an empty table');
+  const short = Buffer.from('abc', 'latin1');
+  empty.remember(short, decision(Number.MAX_SAFE_INTEGER));
+  assert.equal(empty.recent(short, 0, 3, 0), null, 'credentials under 4 bytes are not kept in the table');
+  assert.equal(empty.recent(Buffer.from('xyzabc', 'latin1'), 3, 6, 0), null);
+});
+
+test('an entry costs the credential, the encoded attributes and a fixed 512', () => {
+  assert.equal(entryBytes({ fields: new Uint8Array(8) }, 'x'.repeat(1004)), 1524);
+});
