@@ -195,3 +195,73 @@ test('an inspection marks exactly the units holding something to look at', () =>
   b.index(insp);
   assert.equal(b.markedCount, 0);
 });
+
+test('every field with another wire type than its own is refused, naming the field and both wire types; so is field number 0', () => {
+  const LEN = 2;
+  const VARINT = 0;
+  const I64 = 1;
+  const I32 = 5;
+  // [message, field number, its wire type, its name]; each message's default fields are in field order
+  const fields: Record<string, [number, number, string][]> = {
+    rs: [[1, LEN, 'ResourceSpans.resource'], [2, LEN, 'ResourceSpans.scope_spans'], [3, LEN, 'ResourceSpans.schema_url']],
+    res: [[1, LEN, 'Resource.attributes'], [2, VARINT, 'Resource.dropped_attributes_count']],
+    ss: [[1, LEN, 'ScopeSpans.scope'], [2, LEN, 'ScopeSpans.spans'], [3, LEN, 'ScopeSpans.schema_url']],
+    scope: [[1, LEN, 'InstrumentationScope.name'], [2, LEN, 'InstrumentationScope.version'], [3, LEN, 'InstrumentationScope.attributes'], [4, VARINT, 'InstrumentationScope.dropped_attributes_count']],
+    span: [
+      [1, LEN, 'Span.trace_id'], [2, LEN, 'Span.span_id'], [3, LEN, 'Span.trace_state'], [4, LEN, 'Span.parent_span_id'], [5, LEN, 'Span.name'],
+      [6, VARINT, 'Span.kind'], [7, I64, 'Span.start_time_unix_nano'], [8, I64, 'Span.end_time_unix_nano'], [9, LEN, 'Span.attributes'],
+      [10, VARINT, 'Span.dropped_attributes_count'], [11, LEN, 'Span.events'], [12, VARINT, 'Span.dropped_events_count'], [13, LEN, 'Span.links'],
+      [14, VARINT, 'Span.dropped_links_count'], [15, LEN, 'Span.status'], [16, I32, 'Span.flags'],
+    ],
+    event: [[1, I64, 'Event.time_unix_nano'], [2, LEN, 'Event.name'], [3, LEN, 'Event.attributes'], [4, VARINT, 'Event.dropped_attributes_count']],
+    link: [[1, LEN, 'Link.trace_id'], [2, LEN, 'Link.span_id'], [3, LEN, 'Link.trace_state'], [4, LEN, 'Link.attributes'], [5, VARINT, 'Link.dropped_attributes_count'], [6, I32, 'Link.flags']],
+    status: [[2, LEN, 'Status.message'], [3, VARINT, 'Status.code']],
+    kv: [[1, LEN, 'KeyValue.key'], [2, LEN, 'KeyValue.value']],
+  };
+  const kv = [str(1, 'k'), len(2, str(1, 'v'))];
+  const event = [f64(1), str(2, 'e'), len(3, ...kv), vint(4, 0)];
+  const link = [len(1, new Uint8Array(16)), len(2, new Uint8Array(8)), str(3, 'ts'), len(4, ...kv), vint(5, 0), f32(6)];
+  const status = [str(2, 'm'), vint(3, 2)];
+  const defaults: Record<string, Uint8Array[]> = {
+    res: [len(1, ...kv), vint(2, 0)],
+    scope: [str(1, 'lib'), str(2, '1.0'), len(3, ...kv), vint(4, 0)],
+    span: spanFields(kv, event, link, status),
+    event,
+    link,
+    status,
+    kv,
+  };
+  defaults['ss'] = [len(1, ...defaults['scope']!), len(2, ...defaults['span']!), str(3, 'https://schema')];
+  defaults['rs'] = [len(1, ...defaults['res']!), len(2, ...defaults['ss']!), str(3, 'https://schema')];
+  let cases = 0;
+  for (const [msg, list] of Object.entries(fields)) {
+    list.forEach(([field, wt, name], i) => {
+      const wrong = wt === LEN ? vint(field, 1) : str(field, 'x');
+      const replaced = defaults[msg]!.slice();
+      replaced[i] = wrong;
+      const buf = request({ [msg]: replaced });
+      refused(buf, new RegExp(`^${name.replace('.', '\\.')} has wire type ${wt === LEN ? VARINT : LEN}, expected ${wt}$`));
+      cases++;
+    });
+  }
+  assert.equal(cases, 42);
+  refused(request({ span: [vint(0, 1), ...defaults['span']!] }), /^field number 0$/);
+});
+
+test('ids of the wrong length are refused, naming which; empty ids are absent ids', () => {
+  const kv = [str(1, 'k'), len(2, str(1, 'v'))];
+  const base = spanFields(kv, [f64(1), str(2, 'e')], [len(1, new Uint8Array(16)), len(2, new Uint8Array(8))], [vint(3, 1)]);
+  const withField = (i: number, field: Uint8Array) => {
+    const s = base.slice();
+    s[i] = field;
+    return request({ span: s });
+  };
+  refused(withField(0, len(1, new Uint8Array(15))), /^trace_id is 15 bytes, expected 16$/);
+  refused(withField(1, len(2, new Uint8Array(5))), /^span id is 5 bytes, expected 8$/);
+  refused(withField(3, len(4, new Uint8Array(9))), /^span id is 9 bytes, expected 8$/);
+  for (const i of [0, 1, 3]) {
+    const b = new TraceBatch(withField(i, len(i + 1)));
+    b.index();
+    assert.equal(b.spanCount, 1, `empty field ${i + 1}`);
+  }
+});
