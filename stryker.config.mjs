@@ -1,6 +1,6 @@
-// Mutation testing of the security-critical code: `npm run mutate` (not part of `npm test` or CI; a full run
-// takes about an hour on two cores). Stryker copies the project into .stryker-tmp/, writes every mutant into
-// the TypeScript sources at once (each switched on by its id at run time), compiles them with tsc and runs
+// Mutation testing of the security-critical code: `npm run mutate` (not part of `npm test` or CI; a first full
+// run takes about 1.5 hours on two cores, later ones reuse its results). Stryker copies the project into
+// .stryker-tmp/, writes every mutant into the TypeScript sources at once (each switched on by its id at run time), compiles them with tsc and runs
 // the compiled unit tests of the same folders: for each mutant only the test files that reached it, stopping
 // at the first failure. A mutant no test kills is reported as Survived, with its file, line and change.
 //
@@ -10,7 +10,7 @@
 //   npm run mutate -- --force                        everything again, ignoring the last run
 //
 // The fuzz tests run with a fixed seed and fewer cases (FUZZ_* in the npm script), so every mutant meets the
-// same inputs and a run stays within the hour.
+// same inputs and the run stays bounded.
 //
 // Reports: the summary table on the terminal, reports/mutation/mutation.html for browsing the survivors, and
 // reports/mutation/incremental.json (what the next run reuses).
