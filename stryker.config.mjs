@@ -1,8 +1,8 @@
 // Mutation testing of the security-critical code: `npm run mutate` (not part of `npm test` or CI; a first full
 // run takes about 1.5 hours on two cores, later ones reuse its results). Stryker copies the project into
-// .stryker-tmp/, writes every mutant into the TypeScript sources at once (each switched on by its id at run time), compiles them with tsc and runs
-// the compiled unit tests of the same folders: for each mutant only the test files that reached it, stopping
-// at the first failure. A mutant no test kills is reported as Survived, with its file, line and change.
+// .stryker-tmp/, writes every mutant into the TypeScript sources at once (each switched on by its id at run
+// time), compiles them with tsc and runs the compiled unit tests of the same folders: for each mutant only
+// the test files that reached it, stopping at the first failure. A mutant no test kills is reported as Survived, with its file, line and change.
 //
 //   npm run mutate                                   everything below, reusing the last run's results for
 //                                                    mutants whose code and tests did not change
