@@ -235,7 +235,7 @@ export class ExporterHelper {
       if (ext === undefined) throw new Error(`${this.id}: sending_queue.storage: extension ${q.storage} is not configured (it must be under extensions: and listed in service.extensions)`);
       if (!isStorageExtension(ext)) throw new Error(`${this.id}: sending_queue.storage: extension ${q.storage} is not a storage extension`);
       const where = ext.storageFor('exporter', this.id, 'traces');
-      const corrupt = this.telemetry.queueCorruptRecords.labels(this.id);
+      const corrupt = zeroed(this.telemetry.queueCorruptRecords.labels(this.id));
       this.queue = await PersistentQueue.open({
         directory: where.directory,
         fsync: where.fsync,
