@@ -10,7 +10,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { flood, mib, MiB, sample, sendValid, startFloodDaemon } from '../helpers/identity-flood.js';
+import { flood, mib, MiB, sendValid, startFloodDaemon } from '../helpers/identity-flood.js';
+import { sample } from '../helpers/prometheus-text.js';
 
 const MAX_BYTES = 8 * MiB;
 const TOKENS = 12_000;

@@ -16,25 +16,10 @@ import { startDaemon } from '../helpers/daemon.js';
 import { OtlpGrpcTestServer } from '../helpers/exporter-grpc-server.js';
 import { buildRequest, decodeSpans, syntheticRequest } from '../helpers/otlp.js';
 import { prometheusBinary, startPrometheus } from '../helpers/prometheus.js';
+import { sample } from '../helpers/prometheus-text.js';
 import { grpcFrame, grpcRaw, httpRequest } from '../helpers/receiver-harness.js';
 
 const PROTOBUF = { 'content-type': 'application/x-protobuf' };
-
-/** The value of one sample in Prometheus text exposition, matched by name and exact label set; null when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
-  const want = Object.entries(labels)
-    .map(([k, v]) => `${k}="${v}"`)
-    .sort()
-    .join(',');
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const got = (m[2] ?? '').split(',').filter((p) => p !== '').sort().join(',');
-    if (got === want) return Number(m[3]);
-  }
-  return null;
-}
 
 async function get(url: string, init?: RequestInit): Promise<{ status: number; headers: Headers; text: string }> {
   const res = await fetch(url, init);

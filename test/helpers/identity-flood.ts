@@ -18,30 +18,11 @@ import { OtlpGrpcTestServer } from './exporter-grpc-server.js';
 import { jwksOf, makeSigningKey, signJwt, startJwksServer, validClaims, type JwksServer, type SigningKey } from './jwks-server.js';
 import { freePort } from './net.js';
 import { buildRequest, decodeSpans, type DecodedSpan, type SpanSpec } from './otlp.js';
+import { sample } from './prometheus-text.js';
 
 export const AUTH = 'http.request.header.authorization';
 export const AUDIENCE = 'checkout';
 export const MiB = 1_048_576;
-
-/** The value of one sample in Prometheus text exposition, by name and exact label set; null when absent. */
-export function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
-  const want = Object.entries(labels)
-    .map(([k, v]) => `${k}="${v}"`)
-    .sort()
-    .join(',');
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const got = (m[2] ?? '')
-      .split(',')
-      .filter((p) => p !== '')
-      .sort()
-      .join(',');
-    if (got === want) return Number(m[3]);
-  }
-  return null;
-}
 
 /** What the daemon's /metrics says about its memory and the identity cache at one moment. */
 export interface MemorySample {
