@@ -4,6 +4,7 @@ import { TraceBatch, KeyMatcher, encodeKey, encodeString, encodeInt, encodeStrin
 import { PipelineError } from '../service/errors.js';
 import { otlpType } from './otlp-schema.js';
 import { buildRequest, decodeSpans, syntheticRequest } from '../../test/helpers/otlp.js';
+import { varint } from '../../test/helpers/protobuf-bytes.js';
 
 const AUTH = encodeKey('http.request.header.authorization');
 
@@ -165,16 +166,6 @@ test('deeply nested attribute values are refused, not recursed without bound', (
   const bytes = wrap(1, wrap(2, wrap(2, wrap(9, kv)))); // request.resource_spans.scope_spans.spans.attributes
   assert.throws(() => new TraceBatch(bytes).index(), /nested too deeply/);
 });
-
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
 
 test('an empty request is a valid batch of zero spans', () => {
   const b = new TraceBatch(new Uint8Array(0));

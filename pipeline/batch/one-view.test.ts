@@ -11,16 +11,8 @@ import { Inspection } from './inspection.js';
 import { KeyMatcher, foldKey } from './key-matcher.js';
 import { PipelineError } from '../service/errors.js';
 import { decodeRequest } from '../../test/helpers/otlp-walk.js';
+import { varint } from '../../test/helpers/protobuf-bytes.js';
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return out;
-}
 const bytes = (...parts: (number[] | Uint8Array)[]) => Buffer.concat(parts.map((p) => Buffer.from(p)));
 const len = (field: number, ...content: (number[] | Uint8Array)[]) => {
   const c = bytes(...content);

@@ -7,16 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceBatch } from './batch.js';
 import { PipelineError } from '../service/errors.js';
+import { varint } from '../../test/helpers/protobuf-bytes.js';
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
 const wrap = (field: number, inner: Buffer): Buffer => Buffer.concat([Buffer.from([(field << 3) | 2]), varint(inner.length), inner]);
 /** request.resource_spans.scope_spans.spans with this span content. */
 const request = (span: Buffer): Buffer => wrap(1, wrap(2, wrap(2, span)));

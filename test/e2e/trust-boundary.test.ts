@@ -21,6 +21,7 @@ import { jwksOf, makeSigningKey, signJwt, startJwksServer, validClaims, type Jwk
 import { attributeLists, decodeRequest, flatten, readerKey, readerPath, spanValues, stringOf, type Obj } from '../helpers/otlp-walk.js';
 import { grpcFrame, grpcRaw, httpRequest } from '../helpers/receiver-harness.js';
 import { decodeRpcStatus } from '../helpers/receiver-sdk.js';
+import { varint } from '../helpers/protobuf-bytes.js';
 
 const AUTH = 'http.request.header.authorization';
 const WAIT_MS = 10_000;
@@ -569,15 +570,6 @@ test('credentials in every place, over gRPC and OTLP/JSON, leave the daemon only
 // ---------------------------------------------------------------------------------------------------------
 // 3. One view of the bytes: a repeated ResourceSpans.resource is refused
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
 const lenField = (field: number, content: Uint8Array) => Buffer.concat([varint((field << 3) | 2), varint(content.length), content]);
 
 function encodeAs(type: string, obj: Obj): Uint8Array {
