@@ -5,6 +5,8 @@ import { factory as batchProcessor } from '../processors/batch/index.js';
 import { factory as memoryLimiter } from '../processors/memory_limiter/index.js';
 import { factory as identityProcessor } from '../processors/identity/index.js';
 import { factory as redactionProcessor } from '../processors/redaction/index.js';
+import { factory as filterProcessor } from '../processors/filter/index.js';
+import { factory as transformProcessor } from '../processors/transform/index.js';
 import { factory as otlpExporter } from '../exporters/otlp/index.js';
 import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
 import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
@@ -19,6 +21,8 @@ export const FACTORIES: readonly AnyFactory[] = [
   memoryLimiter,
   identityProcessor,
   redactionProcessor,
+  filterProcessor,
+  transformProcessor,
   otlpExporter,
   otlphttpExporter,
   lightstepExporter,

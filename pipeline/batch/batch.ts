@@ -177,6 +177,16 @@ export class TraceBatch {
   spanScope(span: number): number {
     return this.x.spScope[span]!;
   }
+  scopeResource(scope: number): number {
+    return this.x.ssResource[scope]!;
+  }
+  /** Scopes and spans are numbered in byte order, so each scope's spans are a run: its first and count. */
+  scopeFirstSpan(scope: number): number {
+    return this.x.ssFirstSpan[scope]!;
+  }
+  scopeSpanCount(scope: number): number {
+    return this.x.ssSpanCount[scope]!;
+  }
   isDropped(span: number): boolean {
     return this.dropped !== null && this.dropped[span] === 1;
   }

@@ -386,6 +386,20 @@ class OneOrManySchema<T> extends Schema<T[]> {
   }
 }
 
+/** A Collector key a component does not implement: refused with a message that says so, never ignored. */
+class RefusedSchema extends Schema<undefined> {
+  constructor(private readonly message: string) {
+    super();
+  }
+  protected parseValue(_v: unknown, path: Path, ctx: ParseContext): undefined {
+    ctx.error(path, this.message);
+    return undefined;
+  }
+  describe(): string {
+    return 'not supported';
+  }
+}
+
 /** Accepts anything; for values a component checks itself. */
 class AnySchema extends Schema<unknown> {
   protected parseValue(v: unknown): unknown {
@@ -412,6 +426,8 @@ export const s = {
    */
   object: <S extends Shape>(shape: S, ignored: Record<string, string> = {}) => new ObjectSchema(shape, ignored),
   any: () => new AnySchema(),
+  /** A key that is refused with `message` whenever it is present. */
+  refused: (message: string) => new RefusedSchema(message).optional(),
 };
 
 /** "host:port" with a port in range; host may be empty, a name, IPv4 or [IPv6]. */

@@ -21,6 +21,8 @@ export type DropReason =
   | 'partial_success'
   | 'shutdown'
   | 'queue_corrupt'
+  /** Removed on purpose by a filter processor's conditions. */
+  | 'filtered'
   | Lowercase<PipelineErrorCode>
   | 'internal_error'
   | `identity_${string}`;

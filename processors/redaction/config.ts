@@ -1,21 +1,7 @@
-import { ParseContext, Schema, s, type Infer, type Path } from '../../pipeline/config/schema.js';
-import { goRegexpProblem } from './go-regexp.js';
+import { s, type Infer } from '../../pipeline/config/schema.js';
+import { goRegexpProblem } from '../../pipeline/config/go-regexp.js';
 
-/** A Collector key this processor does not implement: refused with a message that says so, never ignored. */
-class RefusedSchema extends Schema<undefined> {
-  constructor(private readonly message: string) {
-    super();
-  }
-  protected parseValue(_v: unknown, path: Path, ctx: ParseContext): undefined {
-    ctx.error(path, this.message);
-    return undefined;
-  }
-  describe(): string {
-    return 'not supported';
-  }
-}
-
-const refused = (message: string) => new RefusedSchema(message).optional();
+const refused = s.refused;
 
 /** An RE2 pattern, checked (and refused with the reason) at load time. */
 const pattern = () => s.string().refine(goRegexpProblem);

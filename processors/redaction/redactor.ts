@@ -16,7 +16,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { VALUE_INT, VALUE_STRING, decodeUtf8, encodeInt, encodeString, type EncodedValue } from '../../pipeline/batch/batch.js';
 import type { AttrList } from './attr-list.js';
 import type { RedactionConfig } from './config.js';
-import { compileGoRegexp, goReplaceAll, goTest, replaceEveryLine } from './go-regexp.js';
+import { compileGoRegexp, goReplaceAll, goTest, replaceEveryLine } from '../../pipeline/config/go-regexp.js';
 import { readVarint64, sortGoStrings, valueAsString } from './value-string.js';
 
 export const A_KEEP = 0;

@@ -1,7 +1,8 @@
 /**
- * The OpenTelemetry Collector compiles the redaction processor's patterns with Go's regexp (RE2 syntax).
- * Operators copy those patterns here, so each one is translated to a JavaScript RegExp that matches the
- * same text, and what cannot be translated faithfully is refused with a message naming the construct:
+ * The OpenTelemetry Collector compiles the patterns of the redaction processor and of OTTL's functions with
+ * Go's regexp (RE2 syntax). Operators copy those patterns here, so each one is translated to a JavaScript
+ * RegExp that matches the same text, and what cannot be translated faithfully is refused with a message
+ * naming the construct:
  * a pattern never silently means something else here than in the Collector.
  *
  * Translated: a leading `(?i)`/`(?m)`/`(?s)` flag group; `.` (RE2's matches `\r`, JavaScript's does not);
@@ -277,6 +278,11 @@ export function goTest(re: RegExp, s: string): boolean {
  * gives two replacements there, one in Go.)
  */
 export function goReplaceAll(re: RegExp, src: string, repl: (match: string) => string): string {
+  return goReplaceAllExec(re, src, (m) => repl(m[0]));
+}
+
+/** goReplaceAll with the whole match (groups included) given to `repl`: for Go's template expansion. */
+export function goReplaceAllExec(re: RegExp, src: string, repl: (match: RegExpExecArray) => string): string {
   let out = '';
   let lastMatchEnd = 0;
   let searchPos = 0;
@@ -288,7 +294,7 @@ export function goReplaceAll(re: RegExp, src: string, repl: (match: string) => s
     const a0 = m.index;
     const a1 = a0 + m[0].length;
     out += src.slice(lastMatchEnd, a0);
-    if (a1 > lastMatchEnd || a0 === 0) out += repl(m[0]);
+    if (a1 > lastMatchEnd || a0 === 0) out += repl(m);
     lastMatchEnd = a1;
     // Advance past the match, always by at least one character (a surrogate pair is one character).
     let width = 0;
