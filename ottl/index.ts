@@ -52,3 +52,17 @@ export function contextNamed(name: string): ContextLevel | null {
 export function describeOttlError(err: OttlError, text: string): string {
   return `${err.reason} at column ${err.offset + 1} of ${JSON.stringify(text)}`;
 }
+
+/**
+ * The attribute keys (`attributes["k"]` of any context) a statement or condition reads or writes, from
+ * its text: what the ordering check compares with the keys the identity processor writes.
+ */
+export function attributeKeysOf(text: string, kind: 'condition' | 'statement'): string[] {
+  const ast = kind === 'condition' ? parseCondition(text) : parseStatement(text);
+  const keys: string[] = [];
+  for (const p of pathsOf(ast)) {
+    const last = p.fields[p.fields.length - 1]!;
+    if (last.name === 'attributes' && last.keys[0]?.str !== undefined) keys.push(last.keys[0].str);
+  }
+  return keys;
+}

@@ -363,9 +363,32 @@ function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseC
     check(p.receivers, 'receivers');
     check(p.processors, 'processors');
     check(p.exporters, 'exporters');
+    checkFactOrder(p.processors, out.processors, path, ctx);
     out.service.pipelines.push({ id: pid, ...p });
   }
   return out;
+}
+
+/**
+ * Warns when a processor reads an attribute that a processor after it writes as a verified fact (the
+ * identity processor's `enduser.id`, `identity.*`): what it reads there is whatever the sender wrote.
+ */
+function checkFactOrder(list: readonly string[], processors: ReadonlyMap<string, ComponentConfig>, path: Path, ctx: ParseContext): void {
+  list.forEach((writerId, j) => {
+    const writer = processors.get(writerId);
+    const facts = writer?.factory.writesFacts?.(writer.config);
+    if (facts === undefined) return;
+    for (let i = 0; i < j; i++) {
+      const reader = processors.get(list[i]!);
+      const keys = reader?.factory.reads?.(reader.config) ?? [];
+      const forged = keys.filter((k) => facts.keys.includes(k) || facts.prefixes.some((pre) => k.startsWith(pre)));
+      if (forged.length === 0) continue;
+      ctx.warn(
+        [...path, 'processors', i],
+        `${list[i]} reads ${forged.map((k) => JSON.stringify(k)).join(', ')} before ${writerId} has run: there it sees whatever the sender wrote, which ${writerId} replaces with verified facts; place ${list[i]} after ${writerId}`,
+      );
+    }
+  });
 }
 
 /**

@@ -107,6 +107,14 @@ interface FactoryBase<C> {
   type: string;
   /** Validates a component's config and fills its defaults; the default config is `schema.parse({})`. */
   schema: Schema<C>;
+  /** Attribute keys this component's config reads (its conditions and statements): for the ordering check. */
+  reads?(config: C): string[];
+  /**
+   * Attribute keys, and key prefixes ending in a dot, that this component writes as verified facts. A
+   * component placed before it in a pipeline that reads one of them reads what a sender could have written,
+   * and validation warns about it.
+   */
+  writesFacts?(config: C): { keys: string[]; prefixes: string[] };
 }
 
 export interface ReceiverFactory<C = unknown> extends FactoryBase<C> {

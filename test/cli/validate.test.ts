@@ -66,6 +66,14 @@ const CASES: [string, string[]][] = [
       '18:7: service.pipelines.traces/extra.procesors: unknown key; expected one of receivers, processors, exporters',
     ],
   ],
+  [
+    'ottl.yaml',
+    [
+      '11:11: processors.filter.traces.span.1: invalid OTTL condition: the argument pattern of IsMatch: missing closing ] in "([a-z" at column 15 of "IsMatch(name, \\"([a-z\\")"',
+      '16:13: processors.transform.trace_statements.0.statements.0: invalid OTTL statement: the argument start of Substring must be int, but this is string at column 38 of "set(attributes[\\"a\\"], Substring(name, \\"0\\", 3))"',
+      '17:13: processors.transform.trace_statements.0.statements.1: invalid OTTL statement: unknown path nme in the span context (known: trace_id, trace_id.string, span_id, span_id.string, parent_span_id, parent_span_id.string, trace_state, name, kind, kind.string, kind.deprecated_string, start_time_unix_nano, end_time_unix_nano, start_time, end_time, dropped_attributes_count, dropped_events_count, dropped_links_count, flags, status.code, status.message, attributes) at column 5 of "set(nme, \\"x\\") where kind == SPAN_KIND_SERVER"',
+    ],
+  ],
 ];
 
 for (const [name, problems] of CASES) {
@@ -91,6 +99,14 @@ test('an unset environment variable is a warning naming the variable, and its va
   const r = await validate('collector-lightstep.yaml');
   assert.equal(r.code, 0);
   assert.ok(r.err.some((l) => l.endsWith('collector-lightstep.yaml:31:33: warning: environment variable LS_ACCESS_TOKEN is not set; it expands to an empty string')), r.err.join('\n'));
+});
+
+test('a processor that reads identity facts before the identity processor has run is warned about, one that reads them after is not', async () => {
+  const r = await validate('identity-order.yaml');
+  assert.equal(r.code, 0, r.err.join('\n'));
+  assert.deepEqual(r.err, [
+    `${FIXTURES}identity-order.yaml:22:47: warning: service.pipelines.traces.processors.0: filter/early reads "enduser.id" before identity has run: there it sees whatever the sender wrote, which identity replaces with verified facts; place filter/early after identity`,
+  ]);
 });
 
 test('a missing config file is reported with the others, and the CLI exits non-zero', async () => {
