@@ -15,6 +15,7 @@ import { KeyMatcher, TraceBatch, encodeKey, encodeString } from '../pipeline/bat
 import { otlpType } from '../pipeline/batch/otlp-schema.js';
 import { decodeSpans } from '../test/helpers/otlp.js';
 import { AUTH, batchOf } from './spans.js';
+import { fmt, median } from './stats.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -99,12 +100,6 @@ function runFor(ms: number, fn: (b: Uint8Array) => Uint8Array, bytes: Uint8Array
   return { iters, elapsed: Number(now - start) / 1e9 };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 interface Result {
   spansPerSec: number;
   mbPerSec: number;
@@ -160,10 +155,6 @@ function checkSameResult(bytes: Uint8Array): void {
     }
   }
   if (wirePassThrough(bytes) !== bytes) throw new Error('pass-through did not return the very bytes');
-}
-
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
 async function main(): Promise<void> {

@@ -163,7 +163,7 @@ export class Compiler {
       const key = p.attribute.key;
       const span = p.attribute.level === CTX_SPAN;
       return (t) => {
-        if (span ? t.spanAttrs !== null : t.resourceAttrs !== null) return slow(t) === literal;
+        if (span ? t.spanAttrs !== null || t.spanKeyed !== null : t.resourceAttrs !== null || t.resourceKeyed !== null) return slow(t) === literal;
         const b = t.batch;
         if (!(span ? b.findSpanAttribute(t.span, key) : b.findResourceAttribute(t.resource, key))) return false;
         const f = b.found;

@@ -147,6 +147,13 @@ export const EDITORS: readonly FunctionDef[] = [
     build: ([target, key]) => {
       const map = mapOf(target);
       const k = key as string;
+      const del = (target as PathExpr).deleteKey;
+      if (del) {
+        return (t) => {
+          del(t, k);
+          return NOTHING;
+        };
+      }
       return (t) => {
         map(t).delete(k);
         return NOTHING;

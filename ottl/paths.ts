@@ -27,6 +27,7 @@ import {
   SPAN_PARENT_SPAN_ID,
   SPAN_START,
   SPAN_TRACE_STATE,
+  DELETED,
   type ContextLevel,
   type Target,
 } from './target.js';
@@ -43,6 +44,8 @@ export interface PathExpr {
   set: ((t: Target, v: Value) => void) | null;
   /** For map paths that editors change in place: the writable map (null when not a settable map). */
   writableMap: ((t: Target) => OttlMap) | null;
+  /** For a map path: removes one key without materialising the map (null when not available). */
+  deleteKey?: ((t: Target, key: string) => void) | null;
   /** For `attributes["k"] == "text"` without decoding: the attribute list and its first key. */
   attribute: { level: ContextLevel; key: Uint8Array } | null;
   text: string;
@@ -269,7 +272,11 @@ interface MapPath {
   writable: ((t: Target) => OttlMap) | null;
   /** For attributes: find one key without decoding the list (when nothing was written to it). */
   find: ((t: Target, key: Uint8Array) => boolean) | null;
+  /** Whether the list was materialised (then it is read from the map). */
   written: ((t: Target) => boolean) | null;
+  /** Keyed writes not yet materialised, and the map to record them in (created on first use). */
+  keyed: ((t: Target) => Map<string, Value | typeof DELETED> | null) | null;
+  keyedWritable: ((t: Target) => Map<string, Value | typeof DELETED>) | null;
 }
 
 function attributeMap(level: ContextLevel): MapPath {
@@ -281,9 +288,11 @@ function attributeMap(level: ContextLevel): MapPath {
         writable: (t) => t.writableResourceAttributes(),
         find: (t, key) => t.batch.findResourceAttribute(t.resource, key),
         written: (t) => t.resourceAttrs !== null,
+        keyed: (t) => t.resourceKeyed,
+        keyedWritable: (t) => (t.resourceKeyed ??= new Map()),
       };
     case CTX_SCOPE:
-      return { level, read: (t) => t.scopeAttributeMap(), writable: null, find: null, written: null };
+      return { level, read: (t) => t.scopeAttributeMap(), writable: null, find: null, written: null, keyed: null, keyedWritable: null };
     case CTX_SPAN:
       return {
         level,
@@ -291,9 +300,11 @@ function attributeMap(level: ContextLevel): MapPath {
         writable: (t) => t.writableSpanAttributes(),
         find: (t, key) => t.batch.findSpanAttribute(t.span, key),
         written: (t) => t.spanAttrs !== null,
+        keyed: (t) => t.spanKeyed,
+        keyedWritable: (t) => (t.spanKeyed ??= new Map()),
       };
     default:
-      return { level, read: (t) => t.eventAttributeMap(), writable: null, find: null, written: null };
+      return { level, read: (t) => t.eventAttributeMap(), writable: null, find: null, written: null, keyed: null, keyedWritable: null };
   }
 }
 
@@ -303,6 +314,8 @@ const CACHE: MapPath = {
   writable: (t) => (t.cache ??= new Map()),
   find: null,
   written: null,
+  keyed: null,
+  keyedWritable: null,
 };
 
 const CONTEXT_WORDS = ['resource', 'scope', 'span', 'spanevent'];
@@ -339,7 +352,7 @@ export function resolvePath(node: Extract<ValueNode, { t: 'path' }>, context: Co
   if (first.name === 'attributes' && fields.length === 1) map = attributeMap(level);
   else if (first.name === 'cache' && fields.length === 1) map = CACHE;
   else if (level === CTX_SPAN && first.name === 'trace_state' && fields.length === 1) {
-    map = { level, read: (t) => traceStateMap(t.spanString(SPAN_TRACE_STATE)), writable: null, find: null, written: null };
+    map = { level, read: (t) => traceStateMap(t.spanString(SPAN_TRACE_STATE)), writable: null, find: null, written: null, keyed: null, keyedWritable: null };
   }
   if (map === null) {
     const known = [...Object.keys(scalars), 'attributes'].join(', ');
@@ -377,6 +390,13 @@ function mapPath(map: MapPath, keys: Key[], compileKey: KeyCompiler, text: strin
               for (const [k, x] of copy) m.set(k, x);
             },
       writableMap: writable,
+      deleteKey:
+        map.keyedWritable === null || map.written === null
+          ? null
+          : (t, k) => {
+              if (map.written!(t)) writable!(t).delete(k);
+              else map.keyedWritable!(t).set(k, DELETED);
+            },
       attribute: null,
       text,
     };
@@ -392,9 +412,14 @@ function mapPath(map: MapPath, keys: Key[], compileKey: KeyCompiler, text: strin
     const read = map.read;
     get = (t) => {
       let v: Value;
+      const pending = written(t) ? null : map.keyed!(t);
       if (written(t)) {
         const m = read(t);
         v = m.has(firstKey) ? m.get(firstKey)! : null;
+      } else if (pending !== null && pending.has(firstKey)) {
+        const p = pending.get(firstKey)!;
+        if (p === DELETED) return null;
+        v = p;
       } else if (find(t, key)) {
         const f = t.batch.found;
         v = decodePayload(t.batch.bytes, f.kind, f.valueStart, f.valueEnd);
@@ -408,15 +433,21 @@ function mapPath(map: MapPath, keys: Key[], compileKey: KeyCompiler, text: strin
     get = (t) => indexValue(read(t), evals, t, 0);
   }
   const writable = map.writable;
+  const keyedWritable = map.keyedWritable;
   return {
     type: 'any',
     get,
     set:
       writable === null
         ? null
-        : (t, v) => {
-            setIn(writable(t), evals, t, copyValue(v));
-          },
+        : keyedWritable !== null && written !== null && firstKey !== undefined && evals.length === 1
+          ? (t, v) => {
+              if (written(t)) writable(t).set(firstKey, copyValue(v));
+              else keyedWritable(t).set(firstKey, copyValue(v));
+            }
+          : (t, v) => {
+              setIn(writable(t), evals, t, copyValue(v));
+            },
     writableMap:
       writable === null
         ? null
@@ -425,6 +456,7 @@ function mapPath(map: MapPath, keys: Key[], compileKey: KeyCompiler, text: strin
             if (!(v instanceof Map)) throw new OttlRuntimeError(`${text} is not a map`);
             return v;
           },
+    deleteKey: null,
     attribute: find !== null && firstKey !== undefined && keys.length === 1 ? { level: map.level, key: Buffer.from(firstKey, 'utf8') } : null,
     text,
   };

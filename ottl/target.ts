@@ -50,6 +50,31 @@ export const SCOPE_DROPPED_ATTRIBUTES = 4;
 
 const EMPTY = new Uint8Array(0);
 
+/** A key deleted by a keyed write. */
+export const DELETED: unique symbol = Symbol('deleted');
+
+function withKeyed(m: OttlMap, keyed: Map<string, Value | typeof DELETED> | null): OttlMap {
+  if (keyed !== null) {
+    for (const [k, v] of keyed) {
+      if (v === DELETED) m.delete(k);
+      else m.set(k, v);
+    }
+  }
+  return m;
+}
+
+const keyCache = new Map<string, Uint8Array>();
+
+/** UTF-8 bytes of an attribute key; the keys statements write are few (those in the config), so kept. */
+function keyBytes(k: string): Uint8Array {
+  let b = keyCache.get(k);
+  if (b === undefined) {
+    b = Buffer.from(k, 'utf8');
+    if (keyCache.size < 4096) keyCache.set(k, b);
+  }
+  return b;
+}
+
 /** Where each top-level field of one message lies: field tag offset, payload start and end (-1: absent). */
 class FieldTable {
   readonly tag: Int32Array;
@@ -133,8 +158,15 @@ export class Target {
   private scopeTableFor = -1;
 
   // Writes of the transform processor for the current unit; null/undefined when nothing was written.
+  /** A whole attribute list, materialised because an editor changes the list as a map. */
   spanAttrs: OttlMap | null = null;
   resourceAttrs: OttlMap | null = null;
+  /**
+   * Writes to single keys (`set(attributes["k"], v)`, `delete_key`) while the list is not materialised:
+   * the common transform costs one set per key, not a decode and re-encode of every attribute.
+   */
+  spanKeyed: Map<string, Value | typeof DELETED> | null = null;
+  resourceKeyed: Map<string, Value | typeof DELETED> | null = null;
   name: string | null = null;
   kind = -1;
   statusCode = -1;
@@ -160,6 +192,8 @@ export class Target {
   clearWrites(): void {
     this.spanAttrs = null;
     this.resourceAttrs = null;
+    this.spanKeyed = null;
+    this.resourceKeyed = null;
     this.name = null;
     this.kind = -1;
     this.statusCode = -1;
@@ -373,14 +407,14 @@ export class Target {
   spanAttributeMap(): OttlMap {
     if (this.spanAttrs !== null) return this.spanAttrs;
     const b = this.batch;
-    return decodeKeyValues(b.bytes, b.spanStart(this.span), b.spanEnd(this.span), SPAN_ATTRIBUTES);
+    return withKeyed(decodeKeyValues(b.bytes, b.spanStart(this.span), b.spanEnd(this.span), SPAN_ATTRIBUTES), this.spanKeyed);
   }
 
   resourceAttributeMap(): OttlMap {
     if (this.resourceAttrs !== null) return this.resourceAttrs;
     const b = this.batch;
     const s = b.resourceStart(this.resource);
-    return s < 0 ? new Map() : decodeKeyValues(b.bytes, s, b.resourceEnd(this.resource), 1);
+    return withKeyed(s < 0 ? new Map() : decodeKeyValues(b.bytes, s, b.resourceEnd(this.resource), 1), this.resourceKeyed);
   }
 
   eventAttributeMap(): OttlMap {
@@ -389,12 +423,18 @@ export class Target {
 
   /** The span's attributes, materialised for writing: later reads and writes go to this map. */
   writableSpanAttributes(): OttlMap {
-    if (this.spanAttrs === null) this.spanAttrs = this.spanAttributeMap();
+    if (this.spanAttrs === null) {
+      this.spanAttrs = this.spanAttributeMap();
+      this.spanKeyed = null;
+    }
     return this.spanAttrs;
   }
 
   writableResourceAttributes(): OttlMap {
-    if (this.resourceAttrs === null) this.resourceAttrs = this.resourceAttributeMap();
+    if (this.resourceAttrs === null) {
+      this.resourceAttrs = this.resourceAttributeMap();
+      this.resourceKeyed = null;
+    }
     return this.resourceAttrs;
   }
 
@@ -407,7 +447,13 @@ export class Target {
     if (this.spanAttrs !== null) {
       this.walkFields(b.spanStart(span), b.spanEnd(span), SPAN_ATTRIBUTES, (s, e) => b.replaceInSpan(span, s, e, EMPTY));
       b.appendSpanAttributesEncoded(span, encodeKeyValues(this.spanAttrs, SPAN_ATTRIBUTES));
+    } else if (this.spanKeyed !== null) {
+      for (const [k, v] of this.spanKeyed) {
+        if (v === DELETED) b.removeSpanAttribute(span, keyBytes(k));
+        else b.setSpanAttribute(span, keyBytes(k), this.encoded(v));
+      }
     }
+    this.spanKeyed = null;
     if (this.name !== null) this.replaceSpanField(SPAN_NAME, stringField(SPAN_NAME, this.name));
     if (this.kind >= 0) this.replaceSpanField(SPAN_KIND, uintField(SPAN_KIND, this.kind));
     if (this.statusCode >= 0 || this.statusMessage !== null) {
@@ -429,11 +475,19 @@ export class Target {
   /** Records the current resource's attribute writes as batch edits, and forgets them. */
   flushResource(): void {
     const attrs = this.resourceAttrs;
+    const keyed = this.resourceKeyed;
     this.resourceAttrs = null;
+    this.resourceKeyed = null;
     this.cache = null;
-    if (attrs === null) return;
     const b = this.batch;
     const r = this.resource;
+    if (attrs === null && keyed !== null) {
+      for (const [k, v] of keyed) {
+        if (v === DELETED) b.removeResourceAttribute(r, keyBytes(k));
+        else b.setResourceAttribute(r, keyBytes(k), this.encoded(v));
+      }
+    }
+    if (attrs === null) return;
     const s = b.resourceStart(r);
     const fields = encodeKeyValues(attrs, 1);
     if (s < 0) {
@@ -447,6 +501,18 @@ export class Target {
       first = false;
     });
     if (first) b.replaceInResource(r, b.resourceEnd(r), b.resourceEnd(r), fields);
+  }
+
+  private lastValue: Value | undefined = undefined;
+  private lastEncoded: Uint8Array = EMPTY;
+
+  /** The encoded value, reusing the last encoding when the same scalar is written again (a constant set on every span). */
+  private encoded(v: Value): Uint8Array {
+    if (!Object.is(v, this.lastValue) || typeof v === 'object') {
+      this.lastEncoded = encodeAnyValue(v);
+      this.lastValue = v;
+    }
+    return this.lastEncoded;
   }
 
   private replaceSpanField(f: number, field: Uint8Array): void {

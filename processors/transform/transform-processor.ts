@@ -62,7 +62,7 @@ export class TransformProcessor implements Processor {
       b = b.seal();
       this.runGroup(g, b);
     }
-    b = b.seal();
+    // The last group's edits go on as edits: whoever encodes next applies them in its one pass.
     await this.next.consume(b, ctx);
     this.outgoing.inc(n);
   }
