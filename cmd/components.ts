@@ -14,6 +14,8 @@ import { factory as debugExporter } from '../exporters/debug/index.js';
 import { factory as healthCheck } from '../extensions/health_check/index.js';
 import { factory as oidcAuth } from '../extensions/oidc/index.js';
 import { factory as fileStorage } from '../extensions/file_storage/index.js';
+import { factory as forwardConnector } from '../connectors/forward/index.js';
+import { factory as routingConnector } from '../connectors/routing/index.js';
 
 export const FACTORIES: readonly AnyFactory[] = [
   otlpReceiver,
@@ -30,6 +32,8 @@ export const FACTORIES: readonly AnyFactory[] = [
   healthCheck,
   oidcAuth,
   fileStorage,
+  forwardConnector,
+  routingConnector,
 ];
 
 export function defaultRegistry(): Registry {

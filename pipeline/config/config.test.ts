@@ -20,6 +20,14 @@ const registry = new Registry([
   { type: 'health_check', kind: 'extension', schema: s.object({}), create: unreachable },
   { type: 'file_storage', kind: 'extension', schema: s.object({ directory: s.string().default('/tmp') }), create: unreachable },
   { type: 'otlpq', kind: 'exporter', schema: s.object({ sending_queue: sendingQueueSchema }), create: unreachable },
+  { type: 'forward', kind: 'connector', schema: s.object({}), create: unreachable },
+  {
+    type: 'router',
+    kind: 'connector',
+    schema: s.object({ to: s.array(s.string()).default([]) }),
+    create: unreachable,
+    checkPipelines: (c: { to: string[] }, feeds: readonly string[]) => c.to.filter((id) => !feeds.includes(id)).map((id) => ({ path: ['to', c.to.indexOf(id)], message: `${id} is not fed` })),
+  },
 ] as AnyFactory[]);
 
 const VALID = `receivers:
@@ -93,8 +101,8 @@ service:
     'main.yaml:5:5: receivers.otlp.colour: unknown key; expected one of endpoint, limit',
     'main.yaml:6:3: receivers.zipkin: unknown receiver type "zipkin"; known types: otlp',
     'main.yaml:9:5: processors.batch.timeout: expected a duration such as 5s, 200ms or 1m30s, got string "soon"',
-    'main.yaml:15:25: service.pipelines.traces.receivers.1: references receiver "jaeger", which is not configured under receivers',
-    'main.yaml:16:26: service.pipelines.traces.exporters.1: references exporter "debug/missing", which is not configured under exporters',
+    'main.yaml:15:25: service.pipelines.traces.receivers.1: references receiver "jaeger", which is not configured under receivers or connectors',
+    'main.yaml:16:26: service.pipelines.traces.exporters.1: references exporter "debug/missing", which is not configured under exporters or connectors',
     'main.yaml:17:5: service.pipelines.metrics: metrics pipelines are not supported: tracewarden handles traces only',
   ]);
 });
@@ -183,17 +191,35 @@ test('structure errors: missing service, empty pipelines, bad IDs, duplicates, u
   assert.deepEqual(errors('receivers:\n  otlp:\n'), ['main.yaml:1:1: service: required: a service section with at least one pipeline']);
   assert.deepEqual(errors('service:\n  pipelines: {}\n'), ['main.yaml:2:3: service.pipelines: required: at least one pipeline, e.g. traces: { receivers: [otlp], exporters: [debug] }']);
   assert.deepEqual(
-    errors(`receivers:\n  "otlp/":\nexporters:\n  debug:\nconnectors:\n  x: {}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch, batch]\n      exporters: []\n`),
+    errors(`receivers:\n  "otlp/":\nexporters:\n  debug:\nconnectors:\n  forward: {}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch, batch]\n      exporters: []\n`),
     [
       'main.yaml:2:3: receivers.otlp/: invalid component ID; expected "type" or "type/name"',
-      'main.yaml:5:1: connectors: connectors are not supported by tracewarden',
-      'main.yaml:10:19: service.pipelines.traces.receivers.0: references receiver "otlp", which is not configured under receivers',
+      'main.yaml:10:19: service.pipelines.traces.receivers.0: references receiver "otlp", which is not configured under receivers or connectors',
       'main.yaml:11:20: service.pipelines.traces.processors.0: references processor "batch", which is not configured under processors',
       'main.yaml:11:27: service.pipelines.traces.processors.1: "batch" is listed twice',
       'main.yaml:11:27: service.pipelines.traces.processors.1: references processor "batch", which is not configured under processors',
       'main.yaml:12:7: service.pipelines.traces.exporters: expected at least 1 item',
     ],
   );
+});
+
+test('connectors: an exporter of one pipeline and a receiver of another; unused ends, cycles and their own pipeline references are errors', () => {
+  const head = 'receivers:\n  otlp:\nexporters:\n  debug:\nconnectors:\n  forward:\n  router: { to: [traces/b, traces/nope] }\n';
+  const ok = load(head + 'service:\n  pipelines:\n    traces/a: { receivers: [otlp], exporters: [forward, router] }\n    traces/b: { receivers: [forward, router], exporters: [debug] }\n');
+  assert.deepEqual(ok.problems.filter((p) => !p.warning).map(formatProblem), ['main.yaml:7:28: connectors.router.to.1: traces/nope is not fed']);
+  assert.deepEqual(
+    errors(head.replace(', traces/nope', '') + 'service:\n  pipelines:\n    traces/a: { receivers: [otlp], exporters: [forward] }\n    traces/b: { receivers: [router], exporters: [debug] }\n'),
+    [
+      'main.yaml:10:48: service.pipelines.traces/a.exporters.0: connector "forward" is used as an exporter, but no pipeline lists it under receivers',
+      'main.yaml:11:29: service.pipelines.traces/b.receivers.0: connector "router" is used as a receiver, but no pipeline lists it under exporters',
+    ],
+  );
+  assert.deepEqual(
+    errors(head.replace('traces/b, traces/nope', 'traces/a') + 'service:\n  pipelines:\n    traces/a: { receivers: [otlp, router], exporters: [forward] }\n    traces/b: { receivers: [forward], exporters: [router, debug] }\n'),
+    ['main.yaml:9:3: service.pipelines: pipelines form a cycle through connectors: traces/a → forward → traces/b → router → traces/a'],
+  );
+  // An empty connectors section is fine.
+  assert.deepEqual(errors('connectors:\nreceivers:\n  otlp:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces: { receivers: [otlp], exporters: [debug] }\n'), []);
 });
 
 test('Collector keys with no effect are accepted with a warning, not an error', () => {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, parse as parseYaml, visit, type Document, type Node } from 'yaml';
-import type { AnyFactory, ComponentKind, Registry } from '../service/component.js';
+import type { AnyFactory, ComponentKind, ConnectorFactory, Registry } from '../service/component.js';
 import { EnvValue, expandEnv } from './env.js';
 import { endpointSchema, ParseContext, s, type Infer, type Path } from './schema.js';
 
@@ -71,6 +71,7 @@ export interface ServiceConfig {
   processors: Map<string, ComponentConfig>;
   exporters: Map<string, ComponentConfig>;
   extensions: Map<string, ComponentConfig>;
+  connectors: Map<string, ComponentConfig>;
   service: {
     extensions: string[];
     pipelines: PipelineConfig[];
@@ -107,6 +108,7 @@ const SECTIONS: [string, ComponentKind][] = [
   ['processors', 'processor'],
   ['exporters', 'exporter'],
   ['extensions', 'extension'],
+  ['connectors', 'connector'],
 ];
 const ID = /^([A-Za-z][A-Za-z0-9_]*)(?:\/(.+))?$/;
 const PIPELINE_ID = /^([a-z]+)(?:\/(.+))?$/;
@@ -255,8 +257,7 @@ const optionalList = s.array(s.string({ nonEmpty: true })).default([]);
 function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseContext): ServiceConfig {
   const known = ['receivers', 'processors', 'exporters', 'extensions', 'connectors', 'service'];
   for (const key of Object.keys(root)) {
-    if (key === 'connectors') ctx.error([key], 'connectors are not supported by tracewarden');
-    else if (!known.includes(key)) ctx.error([key], `unknown top-level key; expected one of ${known.filter((k) => k !== 'connectors').join(', ')}`);
+    if (!known.includes(key)) ctx.error([key], `unknown top-level key; expected one of ${known.join(', ')}`);
   }
 
   const out: ServiceConfig = {
@@ -264,6 +265,7 @@ function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseC
     processors: new Map(),
     exporters: new Map(),
     extensions: new Map(),
+    connectors: new Map(),
     service: { extensions: [], pipelines: [], metricsAddress: 'localhost:8888', logLevel: 'info', shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS },
   };
 
@@ -357,7 +359,9 @@ function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseC
       list.forEach((id, i) => {
         if (seen.has(id)) ctx.error([...path, section, i], `"${id}" is listed twice`);
         seen.add(id);
-        if (!out[section].has(id) && !isDeclared(root, section, id)) ctx.error([...path, section, i], `references ${section.slice(0, -1)} "${id}", which is not configured under ${section}`);
+        if (out[section].has(id) || isDeclared(root, section, id)) return;
+        if (section !== 'processors' && (out.connectors.has(id) || isDeclared(root, 'connectors', id))) return;
+        ctx.error([...path, section, i], `references ${section.slice(0, -1)} "${id}", which is not configured under ${section}${section === 'processors' ? '' : ' or connectors'}`);
       });
     };
     check(p.receivers, 'receivers');
@@ -366,7 +370,62 @@ function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseC
     checkFactOrder(p.processors, out.processors, path, ctx);
     out.service.pipelines.push({ id: pid, ...p });
   }
+  checkConnectors(out, ctx);
   return out;
+}
+
+/**
+ * Connectors as the Collector checks them: each one used is both an exporter of some pipeline and a
+ * receiver of another, its own config names only pipelines it feeds, and no pipeline reaches itself
+ * through connectors.
+ */
+function checkConnectors(out: ServiceConfig, ctx: ParseContext): void {
+  const pipelines = out.service.pipelines;
+  for (const [id, c] of out.connectors) {
+    const exportsTo = pipelines.filter((p) => p.exporters.includes(id));
+    const feeds = pipelines.filter((p) => p.receivers.includes(id));
+    if (exportsTo.length > 0 && feeds.length === 0) {
+      ctx.error(['service', 'pipelines', exportsTo[0]!.id, 'exporters', exportsTo[0]!.exporters.indexOf(id)], `connector "${id}" is used as an exporter, but no pipeline lists it under receivers`);
+    }
+    if (feeds.length > 0 && exportsTo.length === 0) {
+      ctx.error(['service', 'pipelines', feeds[0]!.id, 'receivers', feeds[0]!.receivers.indexOf(id)], `connector "${id}" is used as a receiver, but no pipeline lists it under exporters`);
+    }
+    const factory = c.factory as ConnectorFactory;
+    for (const problem of factory.checkPipelines?.(c.config, feeds.map((p) => p.id)) ?? []) ctx.error(['connectors', id, ...problem.path], problem.message);
+  }
+  const cycle = pipelineCycle(pipelines, out.connectors);
+  if (cycle !== null) ctx.error(['service', 'pipelines'], `pipelines form a cycle through connectors: ${cycle.join(' → ')}`);
+}
+
+/** A cycle of pipelines joined by connectors (pipeline, connector, pipeline, ...), or null. */
+export function pipelineCycle(pipelines: readonly PipelineConfig[], connectors: ReadonlyMap<string, unknown>): string[] | null {
+  const next = (p: PipelineConfig): [string, PipelineConfig][] =>
+    p.exporters.filter((e) => connectors.has(e)).flatMap((c) => pipelines.filter((q) => q.receivers.includes(c)).map((q) => [c, q] as [string, PipelineConfig]));
+  // 1: on the current path, 2: done. The path alternates pipeline and connector IDs.
+  const state = new Map<string, 1 | 2>();
+  const path: string[] = [];
+  const visit = (p: PipelineConfig): string[] | null => {
+    state.set(p.id, 1);
+    path.push(p.id);
+    for (const [c, q] of next(p)) {
+      if (state.get(q.id) === 1) return [...path.slice(path.indexOf(q.id)), c, q.id];
+      if (state.get(q.id) === undefined) {
+        path.push(c);
+        const found = visit(q);
+        if (found !== null) return found;
+        path.pop();
+      }
+    }
+    path.pop();
+    state.set(p.id, 2);
+    return null;
+  };
+  for (const p of pipelines) {
+    if (state.get(p.id) !== undefined) continue;
+    const found = visit(p);
+    if (found !== null) return found;
+  }
+  return null;
 }
 
 /**

@@ -53,6 +53,11 @@ export interface Processor extends Lifecycle, TracesConsumer {
   inspection?(): Inspection | null;
 }
 export interface Exporter extends Lifecycle, TracesConsumer {}
+/**
+ * A connector joins pipelines, as in the Collector: it is an exporter of the pipelines that list it under
+ * `exporters` and a receiver of those that list it under `receivers`, which it feeds.
+ */
+export interface Connector extends Lifecycle, TracesConsumer {}
 export interface Extension extends Lifecycle {}
 
 /** An extension that authenticates senders for receivers (`auth: { authenticator: <id> }`). */
@@ -101,7 +106,7 @@ export interface ComponentSettings {
   inspection?: Inspection | null;
 }
 
-export type ComponentKind = 'receiver' | 'processor' | 'exporter' | 'extension';
+export type ComponentKind = 'receiver' | 'processor' | 'exporter' | 'extension' | 'connector';
 
 interface FactoryBase<C> {
   type: string;
@@ -134,7 +139,15 @@ export interface ExtensionFactory<C = unknown> extends FactoryBase<C> {
   create(settings: ComponentSettings, config: C): Extension;
 }
 
-export type AnyFactory = ReceiverFactory<any> | ProcessorFactory<any> | ExporterFactory<any> | ExtensionFactory<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export interface ConnectorFactory<C = unknown> extends FactoryBase<C> {
+  kind: 'connector';
+  /** `pipelines`: the entry of every pipeline that lists this connector under `receivers`, by pipeline ID. */
+  create(settings: ComponentSettings, config: C, pipelines: ReadonlyMap<string, TracesConsumer>): Connector;
+  /** Problems with the pipelines the config names (paths inside the connector's config), given those it feeds. */
+  checkPipelines?(config: C, feeds: readonly string[]): { path: (string | number)[]; message: string }[];
+}
+
+export type AnyFactory = ReceiverFactory<any> | ProcessorFactory<any> | ExporterFactory<any> | ExtensionFactory<any> | ConnectorFactory<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** The set of known component types, by kind. */
 export class Registry {

@@ -3,9 +3,11 @@
  * downstream-first (extensions, exporters, processors, receivers) and stopped upstream-first, so
  * nothing is ever handed to a stage that is not running.
  */
-import type { ServiceConfig } from '../config/config.js';
+import type { PipelineConfig, ServiceConfig } from '../config/config.js';
 import type {
   ComponentSettings,
+  Connector,
+  ConnectorFactory,
   Exporter,
   ExporterFactory,
   Extension,
@@ -43,6 +45,7 @@ export class Service implements Host {
   private readonly exporters = new Map<string, Exporter>();
   private readonly processors: { id: string; processor: Processor }[] = [];
   private readonly receivers = new Map<string, Receiver>();
+  private readonly connectors = new Map<string, Connector>();
   /** In start order. */
   private readonly order: Running[] = [];
   private telemetryServer: TelemetryServer | null = null;
@@ -63,7 +66,7 @@ export class Service implements Host {
 
   /** Components by ID, for tests and diagnostics. */
   component(id: string): Lifecycle | undefined {
-    return this.receivers.get(id) ?? this.exporters.get(id) ?? this.extensions.get(id) ?? this.processors.find((p) => p.id === id)?.processor;
+    return this.receivers.get(id) ?? this.exporters.get(id) ?? this.connectors.get(id) ?? this.extensions.get(id) ?? this.processors.find((p) => p.id === id)?.processor;
   }
 
   get metricsPort(): number {
@@ -83,7 +86,7 @@ export class Service implements Host {
       this.order.push({ id, kind: 'extension', component: ext, started: false });
     }
 
-    const used = (list: 'exporters' | 'receivers') => [...new Set(cfg.service.pipelines.flatMap((p) => p[list]))];
+    const used = (list: 'exporters' | 'receivers') => [...new Set(cfg.service.pipelines.flatMap((p) => p[list]))].filter((id) => cfg[list].has(id));
     for (const id of used('exporters')) {
       const c = cfg.exporters.get(id)!;
       const exp = (c.factory as ExporterFactory).create(this.settings(id, 'exporter'), c.config);
@@ -93,8 +96,19 @@ export class Service implements Host {
 
     const entries = new Map<string, TracesConsumer>();
     const processorsOf = new Map<string, Processor[]>();
-    for (const p of cfg.service.pipelines) {
-      let next = fanOutToExporters(p.exporters.map((id) => this.exporters.get(id)!));
+    // A connector is created once every pipeline it feeds is built: pipelines are built downstream first.
+    const connectorFor = (id: string): Connector => {
+      let c = this.connectors.get(id);
+      if (c !== undefined) return c;
+      const cc = cfg.connectors.get(id)!;
+      const feeds = new Map(cfg.service.pipelines.filter((p) => p.receivers.includes(id)).map((p) => [p.id, entries.get(p.id)!] as const));
+      c = (cc.factory as ConnectorFactory).create(this.settings(id, 'connector'), cc.config, feeds);
+      this.connectors.set(id, c);
+      this.order.push({ id, kind: 'connector', component: c, started: false });
+      return c;
+    };
+    for (const p of downstreamFirst(cfg.service.pipelines, cfg.connectors)) {
+      let next = fanOutToExporters(p.exporters.map((id) => this.exporters.get(id) ?? connectorFor(id)));
       // Processors are per pipeline, as in the Collector; built last-to-first so each gets its next.
       const built: { id: string; processor: Processor }[] = [];
       for (let i = p.processors.length - 1; i >= 0; i--) {
@@ -180,6 +194,26 @@ export class Service implements Host {
     this.state = 'stopped';
     this.logger.info('tracewarden stopped', { ms: Date.now() - began });
   }
+}
+
+/**
+ * Pipelines in an order where every pipeline a connector feeds comes before the pipelines that export to
+ * that connector (validation has refused cycles).
+ */
+function downstreamFirst(pipelines: readonly PipelineConfig[], connectors: ReadonlyMap<string, unknown>): PipelineConfig[] {
+  const out: PipelineConfig[] = [];
+  const done = new Set<string>();
+  const visit = (p: PipelineConfig): void => {
+    if (done.has(p.id)) return;
+    done.add(p.id);
+    for (const c of p.exporters) {
+      if (!connectors.has(c)) continue;
+      for (const q of pipelines) if (q.receivers.includes(c)) visit(q);
+    }
+    out.push(p);
+  };
+  pipelines.forEach(visit);
+  return out;
 }
 
 /**

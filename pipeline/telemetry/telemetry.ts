@@ -23,6 +23,8 @@ export type DropReason =
   | 'queue_corrupt'
   /** Removed on purpose by a filter processor's conditions. */
   | 'filtered'
+  /** Matched no route of a routing connector that has no default pipelines. */
+  | 'unrouted'
   | Lowercase<PipelineErrorCode>
   | 'internal_error'
   | `identity_${string}`;

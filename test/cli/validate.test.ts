@@ -38,7 +38,7 @@ const CASES: [string, string[]][] = [
     [
       '8:16: service.extensions.0: extension "health_check" is not configured under extensions',
       '12:20: service.pipelines.traces.processors.0: references processor "batch", which is not configured under processors',
-      '13:26: service.pipelines.traces.exporters.1: references exporter "lightstep", which is not configured under exporters',
+      '13:26: service.pipelines.traces.exporters.1: references exporter "lightstep", which is not configured under exporters or connectors',
     ],
   ],
   [
