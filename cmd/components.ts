@@ -7,6 +7,8 @@ import { factory as identityProcessor } from '../processors/identity/index.js';
 import { factory as redactionProcessor } from '../processors/redaction/index.js';
 import { factory as filterProcessor } from '../processors/filter/index.js';
 import { factory as transformProcessor } from '../processors/transform/index.js';
+import { factory as attributesProcessor } from '../processors/attributes/index.js';
+import { factory as resourceProcessor } from '../processors/resource/index.js';
 import { factory as otlpExporter } from '../exporters/otlp/index.js';
 import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
 import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
@@ -25,6 +27,8 @@ export const FACTORIES: readonly AnyFactory[] = [
   redactionProcessor,
   filterProcessor,
   transformProcessor,
+  attributesProcessor,
+  resourceProcessor,
   otlpExporter,
   otlphttpExporter,
   lightstepExporter,

@@ -10,7 +10,7 @@
  */
 import type { TraceBatch } from '../pipeline/batch/batch.js';
 import { WT_I32, WT_I64, WT_LEN, WT_VARINT, WireReader, lenFieldSize, writeLenHeader } from '../pipeline/batch/wire.js';
-import { decodeKeyValues, encodeAnyValue, encodeKeyValues, stringField, uintField } from './any-value.js';
+import { decodeKeyValues, decodePayload, encodeAnyValue, encodeKeyValues, stringField, uintField } from './any-value.js';
 import type { OttlMap, Value } from './values.js';
 
 export const CTX_RESOURCE = 0;
@@ -436,6 +436,43 @@ export class Target {
       this.resourceKeyed = null;
     }
     return this.resourceAttrs;
+  }
+
+  // ---- one attribute by key (the attributes, resource and span processors' actions) ----
+
+  /** The current span's (CTX_SPAN) or resource's attribute `key` as written so far; undefined when absent. */
+  attr(level: ContextLevel, key: string): Value | undefined {
+    const whole = level === CTX_SPAN ? this.spanAttrs : this.resourceAttrs;
+    if (whole !== null) return whole.has(key) ? whole.get(key)! : undefined;
+    const keyed = level === CTX_SPAN ? this.spanKeyed : this.resourceKeyed;
+    if (keyed !== null && keyed.has(key)) {
+      const v = keyed.get(key)!;
+      return v === DELETED ? undefined : v;
+    }
+    const b = this.batch;
+    const k = keyBytes(key);
+    if (!(level === CTX_SPAN ? b.findSpanAttribute(this.span, k) : b.findResourceAttribute(this.resource, k))) return undefined;
+    const f = b.found;
+    return decodePayload(b.bytes, f.kind, f.valueStart, f.valueEnd);
+  }
+
+  setAttr(level: ContextLevel, key: string, v: Value): void {
+    const whole = level === CTX_SPAN ? this.spanAttrs : this.resourceAttrs;
+    if (whole !== null) whole.set(key, v);
+    else if (level === CTX_SPAN) (this.spanKeyed ??= new Map()).set(key, v);
+    else (this.resourceKeyed ??= new Map()).set(key, v);
+  }
+
+  deleteAttr(level: ContextLevel, key: string): void {
+    const whole = level === CTX_SPAN ? this.spanAttrs : this.resourceAttrs;
+    if (whole !== null) whole.delete(key);
+    else if (level === CTX_SPAN) (this.spanKeyed ??= new Map()).set(key, DELETED);
+    else (this.resourceKeyed ??= new Map()).set(key, DELETED);
+  }
+
+  /** Every key of the list, for actions that match keys by pattern (the list is materialised). */
+  attrKeys(level: ContextLevel): string[] {
+    return [...(level === CTX_SPAN ? this.writableSpanAttributes() : this.writableResourceAttributes()).keys()];
   }
 
   // ---- turning writes into edits ----

@@ -1,6 +1,7 @@
 import { s, type Infer } from '../../pipeline/config/schema.js';
 import { conditionsSchema, errorModeSchema } from '../../ottl/config.js';
 import { CTX_SPAN, CTX_SPANEVENT } from '../../ottl/target.js';
+import { matchPropertiesSchema } from '../../ottl/match-properties.js';
 
 const OTHER_SIGNAL = 'tracewarden handles traces only; this section has no effect';
 
@@ -16,9 +17,8 @@ export const filterConfigSchema = s.object(
       },
       {},
     ),
-    spans: s.refused(
-      'the legacy spans include/exclude form is not supported yet; write the same match as OTTL conditions under traces.span, for example traces: { span: [\'resource.attributes["service.name"] == "checkout"\'] }',
-    ),
+    /** The legacy form: spans `include` does not match, or `exclude` matches, are dropped. */
+    spans: s.object({ include: matchPropertiesSchema.optional(), exclude: matchPropertiesSchema.optional() }).optional(),
   },
   { metrics: OTHER_SIGNAL, logs: OTHER_SIGNAL, profiles: OTHER_SIGNAL },
 );

@@ -110,12 +110,18 @@ test('error_mode: propagate refuses the batch as bad data; ignore logs once and 
   assert.ok(!sil.settings.sink.text.includes('OTTL failed'));
 });
 
+test('the legacy include/exclude form: spans include does not match, or exclude matches, are dropped', async () => {
+  const { p, next } = setup({ spans: { include: { match_type: 'strict', services: ['checkout'] }, exclude: { match_type: 'regexp', span_names: ['^GET'] } } });
+  await p.consume(request(), CTX);
+  assert.deepEqual(names(next.received[0]!.bytes), [['POST /pay']]);
+});
+
 test('config: a bad condition is reported at its place with the column; the legacy form and other signals are named', () => {
   const ctx = new ParseContext();
   filterConfigSchema.parse(
     {
       traces: { span: ['name == "a"', 'attributes["x"] == nam'], spanevent: ['span.nope == 1'] },
-      spans: { include: { match_type: 'strict', services: ['a'] } },
+      spans: { include: { match_type: 'stricter', services: ['a'] } },
       logs: { log_record: ['true'] },
     },
     ['processors', 'filter'],
@@ -124,7 +130,7 @@ test('config: a bad condition is reported at its place with the column; the lega
   const byPath = Object.fromEntries(ctx.issues.map((i) => [i.path.join('.'), i]));
   assert.match(byPath['processors.filter.traces.span.1']!.message, /^invalid OTTL condition: unknown path nam in the span context .* at column 20 of "attributes\[\\"x\\"\] == nam"$/);
   assert.match(byPath['processors.filter.traces.spanevent.0']!.message, /unknown path span\.nope in the span context/);
-  assert.match(byPath['processors.filter.spans']!.message, /legacy spans include\/exclude form is not supported yet; write the same match as OTTL conditions under traces\.span/);
+  assert.match(byPath['processors.filter.spans.include.match_type']!.message, /expected one of strict, regexp/);
   assert.equal(byPath['processors.filter.logs']!.warning, true);
   assert.equal(ctx.issues.filter((i) => !i.warning).length, 3);
 });

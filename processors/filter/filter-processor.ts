@@ -1,6 +1,7 @@
 /**
  * The filter processor: the OpenTelemetry Collector's `filter` for traces. A span for which any
- * `traces.span` condition is true is dropped (counted as dropped with reason `filtered`); a span event
+ * `traces.span` condition is true, or that the legacy `spans.include` does not match or `spans.exclude`
+ * matches, is dropped (counted as dropped with reason `filtered`); a span event
  * for which any `traces.spanevent` condition is true is removed from its span. What becomes empty (a scope
  * or resource without spans) is not exported; a batch left with no span is not passed on.
  *
@@ -15,8 +16,17 @@ import { zeroed } from '../../pipeline/telemetry/telemetry.js';
 import { ErrorModeHandler } from '../../ottl/error-mode.js';
 import { CTX_SPAN, CTX_SPANEVENT, Target, compileCondition, type CompiledCondition } from '../../ottl/index.js';
 import type { FilterConfig } from './config.js';
+import { matchCondition } from '../../ottl/match-properties.js';
 
 const REMOVED = new Uint8Array(0);
+
+/** The legacy `spans: { include, exclude }` as drop conditions: not included, or excluded. */
+function legacyConditions(config: FilterConfig): string[] {
+  const out: string[] = [];
+  if (config.spans?.include !== undefined) out.push(`not (${matchCondition(config.spans.include)})`);
+  if (config.spans?.exclude !== undefined) out.push(matchCondition(config.spans.exclude));
+  return out;
+}
 
 export class FilterProcessor implements Processor {
   private readonly spanConditions: CompiledCondition[];
@@ -33,7 +43,7 @@ export class FilterProcessor implements Processor {
     config: FilterConfig,
     private readonly next: TracesConsumer,
   ) {
-    this.spanConditions = config.traces.span.map((c) => compileCondition(c, CTX_SPAN));
+    this.spanConditions = [...config.traces.span, ...legacyConditions(config)].map((c) => compileCondition(c, CTX_SPAN));
     this.eventConditions = config.traces.spanevent.map((c) => compileCondition(c, CTX_SPANEVENT));
     this.errors = new ErrorModeHandler(settings, config.error_mode);
     const t = settings.telemetry;
