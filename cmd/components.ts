@@ -9,6 +9,7 @@ import { factory as filterProcessor } from '../processors/filter/index.js';
 import { factory as transformProcessor } from '../processors/transform/index.js';
 import { factory as attributesProcessor } from '../processors/attributes/index.js';
 import { factory as resourceProcessor } from '../processors/resource/index.js';
+import { factory as spanProcessor } from '../processors/span/index.js';
 import { factory as otlpExporter } from '../exporters/otlp/index.js';
 import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
 import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
@@ -29,6 +30,7 @@ export const FACTORIES: readonly AnyFactory[] = [
   transformProcessor,
   attributesProcessor,
   resourceProcessor,
+  spanProcessor,
   otlpExporter,
   otlphttpExporter,
   lightstepExporter,
