@@ -10,6 +10,7 @@ import { factory as transformProcessor } from '../processors/transform/index.js'
 import { factory as attributesProcessor } from '../processors/attributes/index.js';
 import { factory as resourceProcessor } from '../processors/resource/index.js';
 import { factory as spanProcessor } from '../processors/span/index.js';
+import { factory as resourceDetectionProcessor } from '../processors/resourcedetection/index.js';
 import { factory as otlpExporter } from '../exporters/otlp/index.js';
 import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
 import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
@@ -31,6 +32,7 @@ export const FACTORIES: readonly AnyFactory[] = [
   attributesProcessor,
   resourceProcessor,
   spanProcessor,
+  resourceDetectionProcessor,
   otlpExporter,
   otlphttpExporter,
   lightstepExporter,

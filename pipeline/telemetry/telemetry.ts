@@ -25,6 +25,8 @@ export type DropReason =
   | 'filtered'
   /** Matched no route of a routing connector that has no default pipelines. */
   | 'unrouted'
+  /** Not kept by a sampling processor. */
+  | 'sampled_out'
   | Lowercase<PipelineErrorCode>
   | 'internal_error'
   | `identity_${string}`;
