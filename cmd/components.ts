@@ -18,6 +18,8 @@ import { factory as debugExporter } from '../exporters/debug/index.js';
 import { factory as healthCheck } from '../extensions/health_check/index.js';
 import { factory as oidcAuth } from '../extensions/oidc/index.js';
 import { factory as fileStorage } from '../extensions/file_storage/index.js';
+import { factory as pprof } from '../extensions/pprof/index.js';
+import { factory as zpages } from '../extensions/zpages/index.js';
 import { factory as forwardConnector } from '../connectors/forward/index.js';
 import { factory as routingConnector } from '../connectors/routing/index.js';
 
@@ -40,6 +42,8 @@ export const FACTORIES: readonly AnyFactory[] = [
   healthCheck,
   oidcAuth,
   fileStorage,
+  pprof,
+  zpages,
   forwardConnector,
   routingConnector,
 ];

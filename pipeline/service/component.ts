@@ -95,6 +95,10 @@ export interface Host {
   getExtension(id: string): Extension | undefined;
   /** Whether every component is started and ready, and which are not. */
   readiness(): { ready: boolean; notReady: string[] };
+  /** The pipelines as configured, for diagnostic pages (absent in test hosts). */
+  pipelines?(): readonly { id: string; receivers: readonly string[]; processors: readonly string[]; exporters: readonly string[] }[];
+  /** The last warnings and errors logged, for diagnostic pages (messages only, no fields). */
+  recentProblems?(): readonly { ts: string; level: string; msg: string; component: string | null }[];
 }
 
 export interface ComponentSettings {

@@ -64,6 +64,14 @@ export class Service implements Host {
     return this.extensions.get(id);
   }
 
+  pipelines(): readonly { id: string; receivers: readonly string[]; processors: readonly string[]; exporters: readonly string[] }[] {
+    return this.config.service.pipelines;
+  }
+
+  recentProblems(): readonly { ts: string; level: string; msg: string; component: string | null }[] {
+    return this.logger.recent.list();
+  }
+
   /** Components by ID, for tests and diagnostics. */
   component(id: string): Lifecycle | undefined {
     return this.receivers.get(id) ?? this.exporters.get(id) ?? this.connectors.get(id) ?? this.extensions.get(id) ?? this.processors.find((p) => p.id === id)?.processor;

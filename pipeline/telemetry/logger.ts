@@ -10,19 +10,42 @@ export interface LogSink {
   write(line: string): void;
 }
 
+/** A warning or error, kept for the zpages extension's page of recent problems. */
+export interface RecentProblem {
+  ts: string;
+  level: 'warn' | 'error';
+  msg: string;
+  component: string | null;
+}
+
+/** The last warnings and errors of a logger and its children (a fixed-size ring). */
+export class RecentProblems {
+  private readonly ring: RecentProblem[] = [];
+  constructor(private readonly size = 100) {}
+  add(p: RecentProblem): void {
+    if (this.ring.length >= this.size) this.ring.shift();
+    this.ring.push(p);
+  }
+  list(): readonly RecentProblem[] {
+    return this.ring;
+  }
+}
+
 export class Logger {
   private readonly min: number;
   constructor(
     private readonly sink: LogSink = process.stderr,
     level: LogLevel = 'info',
     private readonly bound: Record<string, unknown> = {},
+    /** Shared with every child logger. */
+    readonly recent: RecentProblems = new RecentProblems(),
   ) {
     this.min = RANK[level];
   }
 
   /** A logger whose lines carry these fields too (the component ID, for instance). */
   child(fields: Record<string, unknown>): Logger {
-    const l = new Logger(this.sink, 'debug', { ...this.bound, ...fields });
+    const l = new Logger(this.sink, 'debug', { ...this.bound, ...fields }, this.recent);
     (l as unknown as { min: number }).min = this.min;
     return l;
   }
@@ -47,6 +70,10 @@ export class Logger {
   private emit(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
     const rec = { ts: new Date().toISOString(), level, msg, ...this.bound, ...fields };
     this.sink.write(JSON.stringify(rec, errorReplacer) + '\n');
+    if (level === 'warn' || level === 'error') {
+      const component = this.bound['component'];
+      this.recent.add({ ts: rec.ts, level, msg, component: typeof component === 'string' ? component : null });
+    }
   }
 }
 

@@ -17,6 +17,7 @@ import { freePort } from '../helpers/net.js';
 import { prng } from '../helpers/prng.js';
 import { httpRequest } from '../helpers/receiver-harness.js';
 import { sample } from '../helpers/prometheus-text.js';
+import { until } from '../helpers/until.js';
 
 const SECRET = 'Bearer s3cr3t-exporter-credential-0123456789';
 const FAST_RETRY = 'retry_on_failure: { initial_interval: 20ms, max_interval: 100ms, max_elapsed_time: 0 }';
@@ -55,16 +56,6 @@ async function post(port: number, body: Uint8Array): Promise<number> {
   } catch {
     return 0; // the daemon went away mid-request: not acknowledged
   }
-}
-
-/** Polls a condition that has no event of its own (a backend filling up), bounded. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`not reached within ${ms} ms: ${what}`);
 }
 
 async function scrape(port: number, metric: string, labels: Record<string, string>): Promise<number | null> {
