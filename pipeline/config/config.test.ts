@@ -99,7 +99,7 @@ service:
   assert.deepEqual(errors(text), [
     'main.yaml:4:5: receivers.otlp.limit: expected an integer, got string "zero"',
     'main.yaml:5:5: receivers.otlp.colour: unknown key; expected one of endpoint, limit',
-    'main.yaml:6:3: receivers.zipkin: unknown receiver type "zipkin"; known types: otlp',
+    'main.yaml:6:3: receivers.zipkin: the OpenTelemetry Collector receiver "zipkin" is not supported by tracewarden; supported receiver types: otlp',
     'main.yaml:9:5: processors.batch.timeout: expected a duration such as 5s, 200ms or 1m30s, got string "soon"',
     'main.yaml:15:25: service.pipelines.traces.receivers.1: references receiver "jaeger", which is not configured under receivers or connectors',
     'main.yaml:16:26: service.pipelines.traces.exporters.1: references exporter "debug/missing", which is not configured under exporters or connectors',

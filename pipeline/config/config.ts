@@ -8,6 +8,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, parse as parseYaml,
 import type { AnyFactory, ComponentKind, ConnectorFactory, Registry } from '../service/component.js';
 import { EnvValue, expandEnv } from './env.js';
 import { endpointSchema, ParseContext, s, type Infer, type Path } from './schema.js';
+import { COLLECTOR_TYPES } from './collector-components.js';
 
 export interface ConfigSource {
   /** A file name, or a label such as "(embedded default)". */
@@ -287,7 +288,9 @@ function validate(root: Record<string, unknown>, registry: Registry, ctx: ParseC
       const factory = registry.get(kind, type);
       if (!factory) {
         const types = registry.types(kind);
-        ctx.error([section, id], `unknown ${kind} type "${type}"; known types: ${types.join(', ') || '(none)'}`);
+        const known = types.join(', ') || '(none)';
+        if (COLLECTOR_TYPES[kind].includes(type)) ctx.error([section, id], `the OpenTelemetry Collector ${kind} "${type}" is not supported by tracewarden; supported ${kind} types: ${known}`);
+        else ctx.error([section, id], `unknown ${kind} type "${type}"; known types: ${known}`);
         continue;
       }
       const config = factory.schema.parse(cfg ?? {}, [section, id], ctx);

@@ -24,7 +24,7 @@ function lines(name: string, problems: string[]): string[] {
 
 const CASES: [string, string[]][] = [
   ['unknown-key.yaml', ['6:9: receivers.otlp.protocols.grpc.max_recv_msg_size: unknown key; expected one of endpoint, max_recv_msg_size_mib, max_concurrent_streams, keepalive, message_timeout, max_inflight_mib, max_inflight_mib_per_connection, tls, auth']],
-  ['unknown-type.yaml', ['5:3: receivers.jaeger: unknown receiver type "jaeger"; known types: otlp']],
+  ['unknown-type.yaml', ['5:3: receivers.jaeger: the OpenTelemetry Collector receiver "jaeger" is not supported by tracewarden; supported receiver types: otlp']],
   [
     'wrong-type.yaml',
     [
@@ -114,7 +114,7 @@ test('a missing config file is reported with the others, and the CLI exits non-z
   const code = await main(['validate', '--config', '/nonexistent/tw.yaml', '--config', FIXTURES + 'unknown-type.yaml'], { out: () => {}, err: (t) => (err += t), env: {} });
   assert.equal(code, 1);
   assert.match(err, /\/nonexistent\/tw\.yaml: cannot read config file \(ENOENT\)/);
-  assert.match(err, /unknown receiver type "jaeger"/);
+  assert.match(err, /receiver "jaeger" is not supported by tracewarden/);
 });
 
 test('the embedded default config is valid', async () => {
