@@ -18,7 +18,7 @@ import { EDITORS } from './editors.js';
 import { globToRegExp } from './editors.js';
 import { OttlError, OttlRuntimeError } from './errors.js';
 import { ACCEPTS, coerce, type Arg, type FunctionDef, type Param } from './function-def.js';
-import { ENUMS, pathContext, pathText, resolvePath, type Eval, type PathExpr } from './paths.js';
+import { ENUMS, indexValue, pathContext, pathText, resolvePath, type Eval, type PathExpr } from './paths.js';
 import { CTX_RESOURCE, CTX_SPAN, type ContextLevel, type Target } from './target.js';
 import { OttlDuration, OttlTime, compare, typeOf, type OttlMap, type StaticType, type Value } from './values.js';
 
@@ -209,11 +209,7 @@ export class Compiler {
         const keys = node.call.keys.map((k) => this.key(k));
         return {
           type: 'any',
-          get: (t) => {
-            let v = get(t);
-            for (const k of keys) v = indexBy(v, k(t));
-            return v;
-          },
+          get: (t) => indexValue(get(t), keys, t, 0),
           path: null,
         };
       }
@@ -341,20 +337,6 @@ export class Compiler {
       }
     }
   }
-}
-
-function indexBy(v: Value, k: Value): Value {
-  if (v === null) return null;
-  if (typeof k === 'string') {
-    if (!(v instanceof Map)) throw new OttlRuntimeError(`cannot index a ${typeOf(v)} by a string`);
-    return v.get(k) ?? null;
-  }
-  if (typeof k === 'bigint') {
-    if (!Array.isArray(v)) throw new OttlRuntimeError(`cannot index a ${typeOf(v)} by an integer`);
-    if (k < 0n || k >= BigInt(v.length)) throw new OttlRuntimeError(`index ${k} out of bounds (length ${v.length})`);
-    return v[Number(k)]!;
-  }
-  throw new OttlRuntimeError('a key must be a string or an integer');
 }
 
 /** Every path in a statement or condition, for context inference and the identity ordering check. */

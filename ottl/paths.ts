@@ -98,7 +98,7 @@ function traceStateMap(s: string): OttlMap {
 }
 
 /** Indexes a value by keys at run time, as ctxutil does: string keys into maps, int keys into lists. */
-function indexValue(v: Value, keys: readonly Eval[], t: Target, from: number): Value {
+export function indexValue(v: Value, keys: readonly Eval[], t: Target, from: number): Value {
   for (let i = from; i < keys.length; i++) {
     const k = keys[i]!(t);
     if (v === null) return null;
