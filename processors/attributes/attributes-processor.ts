@@ -3,44 +3,32 @@
  * attributes of each span that `include` matches and `exclude` does not (both compiled to OTTL
  * conditions, see match.ts); what they change becomes edits of the batch when the span is done.
  */
-import type { Counter } from 'prom-client';
 import type { TraceBatch } from '../../pipeline/batch/batch.js';
-import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
-import { zeroed } from '../../pipeline/telemetry/telemetry.js';
+import type { ComponentSettings, TracesConsumer } from '../../pipeline/service/component.js';
+import { EditingProcessor } from '../../pipeline/service/editing-processor.js';
 import { CTX_SPAN, Target, compileCondition, type Predicate } from '../../ottl/index.js';
 import { compileAction, type CompiledAction } from './actions.js';
 import type { AttributesConfig } from './config.js';
 import { matchCondition } from '../../ottl/match-properties.js';
 
-export class AttributesProcessor implements Processor {
+export class AttributesProcessor extends EditingProcessor {
   private readonly actions: CompiledAction[];
   private readonly include: Predicate | null;
   private readonly exclude: Predicate | null;
   private readonly target = new Target();
-  private readonly incoming: Counter.Internal;
-  private readonly outgoing: Counter.Internal;
 
-  constructor(
-    settings: ComponentSettings,
-    config: AttributesConfig,
-    private readonly next: TracesConsumer,
-  ) {
+  constructor(settings: ComponentSettings, config: AttributesConfig, next: TracesConsumer) {
+    super(settings, next);
     this.actions = config.actions.map(compileAction);
     this.include = config.include === undefined ? null : compileCondition(matchCondition(config.include), CTX_SPAN).test;
     this.exclude = config.exclude === undefined ? null : compileCondition(matchCondition(config.exclude), CTX_SPAN).test;
-    const t = settings.telemetry;
-    this.incoming = zeroed(t.processorIncoming.labels(settings.id, 'traces'));
-    this.outgoing = zeroed(t.processorOutgoing.labels(settings.id, 'traces'));
   }
 
-  async start(): Promise<void> {}
+  protected get active(): boolean {
+    return true;
+  }
 
-  async shutdown(): Promise<void> {}
-
-  async consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
-    const n = batch.liveSpanCount;
-    this.incoming.inc(n);
-    const b = batch.seal();
+  protected process(b: TraceBatch): TraceBatch {
     const t = this.target;
     t.reset(b, CTX_SPAN);
     for (let span = 0; span < b.spanCount; span++) {
@@ -52,7 +40,6 @@ export class AttributesProcessor implements Processor {
       for (let i = 0; i < this.actions.length; i++) this.actions[i]!(t, CTX_SPAN);
       t.flushSpan();
     }
-    await this.next.consume(b, ctx);
-    this.outgoing.inc(n);
+    return b;
   }
 }

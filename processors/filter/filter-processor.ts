@@ -9,9 +9,9 @@
  * string decodes nothing. A batch that earlier processors edited is sealed first, so the conditions see
  * what would be exported.
  */
-import type { Counter } from 'prom-client';
 import type { TraceBatch } from '../../pipeline/batch/batch.js';
-import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
+import type { ComponentSettings, TracesConsumer } from '../../pipeline/service/component.js';
+import { EditingProcessor } from '../../pipeline/service/editing-processor.js';
 import { zeroed } from '../../pipeline/telemetry/telemetry.js';
 import { ErrorModeHandler } from '../../ottl/error-mode.js';
 import { CTX_SPAN, CTX_SPANEVENT, Target, compileCondition, type CompiledCondition } from '../../ottl/index.js';
@@ -28,50 +28,32 @@ function legacyConditions(config: FilterConfig): string[] {
   return out;
 }
 
-export class FilterProcessor implements Processor {
+export class FilterProcessor extends EditingProcessor {
   private readonly spanConditions: CompiledCondition[];
   private readonly eventConditions: CompiledCondition[];
   private readonly errors: ErrorModeHandler;
   private readonly target = new Target();
-  private readonly incoming: Counter.Internal;
-  private readonly outgoing: Counter.Internal;
   private readonly filtered: { inc(n?: number): void };
   private readonly eventsFiltered: { inc(n?: number): void };
 
-  constructor(
-    settings: ComponentSettings,
-    config: FilterConfig,
-    private readonly next: TracesConsumer,
-  ) {
+  constructor(settings: ComponentSettings, config: FilterConfig, next: TracesConsumer) {
+    super(settings, next);
     this.spanConditions = [...config.traces.span, ...legacyConditions(config)].map((c) => compileCondition(c, CTX_SPAN));
     this.eventConditions = config.traces.spanevent.map((c) => compileCondition(c, CTX_SPANEVENT));
     this.errors = new ErrorModeHandler(settings, config.error_mode);
     const t = settings.telemetry;
-    this.incoming = zeroed(t.processorIncoming.labels(settings.id, 'traces'));
-    this.outgoing = zeroed(t.processorOutgoing.labels(settings.id, 'traces'));
     this.filtered = zeroed(t.dropped(settings.id, 'filtered'));
     this.eventsFiltered = zeroed(t.counter('tracewarden_filter_span_events_removed_total', 'Span events the filter processor removed (their spans went on).', ['processor']).labels(settings.id));
   }
 
-  async start(): Promise<void> {}
+  protected get active(): boolean {
+    return this.spanConditions.length > 0 || this.eventConditions.length > 0;
+  }
 
-  async shutdown(): Promise<void> {}
-
-  async consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
-    this.incoming.inc(batch.liveSpanCount);
-    if (this.spanConditions.length === 0 && this.eventConditions.length === 0) {
-      const n = batch.liveSpanCount;
-      await this.next.consume(batch, ctx);
-      this.outgoing.inc(n);
-      return;
-    }
-    const b = batch.seal();
+  protected process(b: TraceBatch): TraceBatch {
     const dropped = this.filter(b);
     if (dropped > 0) this.filtered.inc(dropped);
-    const live = b.liveSpanCount;
-    if (live === 0) return;
-    await this.next.consume(b, ctx);
-    this.outgoing.inc(live);
+    return b;
   }
 
   /** Drops matching spans and events; returns how many spans were dropped. */

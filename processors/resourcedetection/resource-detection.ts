@@ -7,33 +7,28 @@
  * reason and the others' facts are still written: a sidecar should not fail to start over a hostname.
  * (The Collector fails to start instead.)
  */
-import type { Counter } from 'prom-client';
 import type { TraceBatch } from '../../pipeline/batch/batch.js';
-import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
+import type { ComponentSettings, TracesConsumer } from '../../pipeline/service/component.js';
+import { EditingProcessor } from '../../pipeline/service/editing-processor.js';
 import type { Logger } from '../../pipeline/telemetry/logger.js';
-import { zeroed } from '../../pipeline/telemetry/telemetry.js';
 import { CTX_RESOURCE, Target } from '../../ottl/index.js';
 import type { ResourceDetectionConfig } from './config.js';
 import { SYSTEM_ATTRIBUTES } from './config.js';
 import { detectEnv, detectSystem, type Detected } from './detectors.js';
 
-export class ResourceDetectionProcessor implements Processor {
+export class ResourceDetectionProcessor extends EditingProcessor {
   private detected: Detected = [];
   private readonly target = new Target();
   private readonly logger: Logger;
-  private readonly incoming: Counter.Internal;
-  private readonly outgoing: Counter.Internal;
 
   constructor(
     settings: ComponentSettings,
     private readonly config: ResourceDetectionConfig,
-    private readonly next: TracesConsumer,
+    next: TracesConsumer,
     private readonly env: Readonly<Record<string, string | undefined>> = process.env,
   ) {
+    super(settings, next);
     this.logger = settings.logger;
-    const t = settings.telemetry;
-    this.incoming = zeroed(t.processorIncoming.labels(settings.id, 'traces'));
-    this.outgoing = zeroed(t.processorOutgoing.labels(settings.id, 'traces'));
   }
 
   /** The facts written on every resource (after start). */
@@ -41,7 +36,7 @@ export class ResourceDetectionProcessor implements Processor {
     return this.detected;
   }
 
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     const out: Detected = [];
     for (const d of this.config.detectors) {
       try {
@@ -63,24 +58,19 @@ export class ResourceDetectionProcessor implements Processor {
     return detectSystem(this.config.system?.hostname_sources ?? ['dns', 'os'], wanted);
   }
 
-  async shutdown(): Promise<void> {}
+  protected get active(): boolean {
+    return this.detected.length > 0;
+  }
 
-  async consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
-    const n = batch.liveSpanCount;
-    this.incoming.inc(n);
-    if (this.detected.length > 0) {
-      const b = batch.seal();
-      const t = this.target;
-      t.reset(b, CTX_RESOURCE);
-      for (let r = 0; r < b.resourceCount; r++) {
-        t.atResource(r);
-        for (const [k, v] of this.detected) if (this.config.override || t.attr(CTX_RESOURCE, k) === undefined) t.setAttr(CTX_RESOURCE, k, v);
-        t.flushResource();
-      }
-      batch = b;
+  protected process(b: TraceBatch): TraceBatch {
+    const t = this.target;
+    t.reset(b, CTX_RESOURCE);
+    for (let r = 0; r < b.resourceCount; r++) {
+      t.atResource(r);
+      for (const [k, v] of this.detected) if (this.config.override || t.attr(CTX_RESOURCE, k) === undefined) t.setAttr(CTX_RESOURCE, k, v);
+      t.flushResource();
     }
-    await this.next.consume(batch, ctx);
-    this.outgoing.inc(n);
+    return b;
   }
 }
 

@@ -3,10 +3,9 @@
  * the name from attributes (all present, joined), then attributes from the name (each rule's named groups,
  * the name rewritten with `{group}`, each rule on the previous one's result), then the status.
  */
-import type { Counter } from 'prom-client';
 import type { TraceBatch } from '../../pipeline/batch/batch.js';
-import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
-import { zeroed } from '../../pipeline/telemetry/telemetry.js';
+import type { ComponentSettings, TracesConsumer } from '../../pipeline/service/component.js';
+import { EditingProcessor } from '../../pipeline/service/editing-processor.js';
 import { translateGoRegexp } from '../../pipeline/config/go-regexp.js';
 import { CTX_SPAN, Target, compileCondition, type Predicate } from '../../ottl/index.js';
 import { matchCondition } from '../../ottl/match-properties.js';
@@ -41,19 +40,18 @@ function groupNames(source: string): string[] {
   return names;
 }
 
-export class SpanProcessor implements Processor {
+export class SpanProcessor extends EditingProcessor {
   private readonly include: Predicate | null;
   private readonly exclude: Predicate | null;
   private readonly rules: { re: RegExp; names: string[] }[];
   private readonly target = new Target();
-  private readonly incoming: Counter.Internal;
-  private readonly outgoing: Counter.Internal;
 
   constructor(
     settings: ComponentSettings,
     private readonly config: SpanConfig,
-    private readonly next: TracesConsumer,
+    next: TracesConsumer,
   ) {
+    super(settings, next);
     this.include = config.include === undefined ? null : compileCondition(matchCondition(config.include), CTX_SPAN).test;
     this.exclude = config.exclude === undefined ? null : compileCondition(matchCondition(config.exclude), CTX_SPAN).test;
     this.rules = (config.name?.to_attributes?.rules ?? []).map((rule) => {
@@ -61,19 +59,13 @@ export class SpanProcessor implements Processor {
       // `d` gives each group's position, to put `{group}` where it matched.
       return { re: new RegExp(source, flags + 'd'), names: groupNames(source) };
     });
-    const t = settings.telemetry;
-    this.incoming = zeroed(t.processorIncoming.labels(settings.id, 'traces'));
-    this.outgoing = zeroed(t.processorOutgoing.labels(settings.id, 'traces'));
   }
 
-  async start(): Promise<void> {}
+  protected get active(): boolean {
+    return true;
+  }
 
-  async shutdown(): Promise<void> {}
-
-  async consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
-    const n = batch.liveSpanCount;
-    this.incoming.inc(n);
-    const b = batch.seal();
+  protected process(b: TraceBatch): TraceBatch {
     const t = this.target;
     t.reset(b, CTX_SPAN);
     for (let span = 0; span < b.spanCount; span++) {
@@ -89,8 +81,7 @@ export class SpanProcessor implements Processor {
       }
       t.flushSpan();
     }
-    await this.next.consume(b, ctx);
-    this.outgoing.inc(n);
+    return b;
   }
 
   private fromAttributes(t: Target): void {

@@ -8,10 +8,9 @@
  * attribute list is re-encoded once (the untouched ones are copied as bytes), a new name or status
  * replaces just that field.
  */
-import type { Counter } from 'prom-client';
 import type { TraceBatch } from '../../pipeline/batch/batch.js';
-import type { ComponentSettings, Processor, RequestContext, TracesConsumer } from '../../pipeline/service/component.js';
-import { zeroed } from '../../pipeline/telemetry/telemetry.js';
+import type { ComponentSettings, TracesConsumer } from '../../pipeline/service/component.js';
+import { EditingProcessor } from '../../pipeline/service/editing-processor.js';
 import { ErrorModeHandler } from '../../ottl/error-mode.js';
 import { CTX_RESOURCE, CTX_SCOPE, CTX_SPAN, CTX_SPANEVENT, Target, compileCondition, compileStatement, type CompiledCondition, type CompiledStatement, type ContextLevel } from '../../ottl/index.js';
 import type { TransformConfig } from './config.js';
@@ -23,17 +22,12 @@ interface Group {
   errors: ErrorModeHandler;
 }
 
-export class TransformProcessor implements Processor {
+export class TransformProcessor extends EditingProcessor {
   private readonly groups: Group[];
   private readonly target = new Target();
-  private readonly incoming: Counter.Internal;
-  private readonly outgoing: Counter.Internal;
 
-  constructor(
-    settings: ComponentSettings,
-    config: TransformConfig,
-    private readonly next: TracesConsumer,
-  ) {
+  constructor(settings: ComponentSettings, config: TransformConfig, next: TracesConsumer) {
+    super(settings, next);
     const handlers = new Map<string, ErrorModeHandler>();
     const handler = (mode: typeof config.error_mode): ErrorModeHandler => {
       let h = handlers.get(mode);
@@ -45,26 +39,21 @@ export class TransformProcessor implements Processor {
       const context = statements[0]!.context;
       return { context, statements, conditions: g.conditions.map((c) => compileCondition(c, context)), errors: handler(g.errorMode ?? config.error_mode) };
     });
-    const t = settings.telemetry;
-    this.incoming = zeroed(t.processorIncoming.labels(settings.id, 'traces'));
-    this.outgoing = zeroed(t.processorOutgoing.labels(settings.id, 'traces'));
   }
 
-  async start(): Promise<void> {}
+  protected get active(): boolean {
+    return this.groups.length > 0;
+  }
 
-  async shutdown(): Promise<void> {}
-
-  async consume(batch: TraceBatch, ctx: RequestContext): Promise<void> {
-    const n = batch.liveSpanCount;
-    this.incoming.inc(n);
+  protected process(batch: TraceBatch): TraceBatch {
     let b = batch;
-    for (const g of this.groups) {
-      b = b.seal();
-      this.runGroup(g, b);
+    for (let i = 0; i < this.groups.length; i++) {
+      // Each group reads what the ones before it wrote; the last group's edits go on as edits, applied by
+      // whoever encodes next in its one pass.
+      if (i > 0) b = b.seal();
+      this.runGroup(this.groups[i]!, b);
     }
-    // The last group's edits go on as edits: whoever encodes next applies them in its one pass.
-    await this.next.consume(b, ctx);
-    this.outgoing.inc(n);
+    return b;
   }
 
   private runGroup(g: Group, b: TraceBatch): void {
