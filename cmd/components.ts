@@ -11,6 +11,7 @@ import { factory as attributesProcessor } from '../processors/attributes/index.j
 import { factory as resourceProcessor } from '../processors/resource/index.js';
 import { factory as spanProcessor } from '../processors/span/index.js';
 import { factory as resourceDetectionProcessor } from '../processors/resourcedetection/index.js';
+import { factory as probabilisticSampler } from '../processors/probabilistic_sampler/index.js';
 import { factory as otlpExporter } from '../exporters/otlp/index.js';
 import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
 import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
@@ -35,6 +36,7 @@ export const FACTORIES: readonly AnyFactory[] = [
   resourceProcessor,
   spanProcessor,
   resourceDetectionProcessor,
+  probabilisticSampler,
   otlpExporter,
   otlphttpExporter,
   lightstepExporter,
