@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +13,16 @@ import { OtlpGrpcTestServer } from '../../test/helpers/exporter-grpc-server.js';
 import { exporterSettings, exporterTestHost as host } from '../../test/helpers/exporter-settings.js';
 import { decodeSpans, syntheticRequest } from '../../test/helpers/otlp.js';
 import { factory } from './index.js';
+
+const require = createRequire(import.meta.url);
+const fzstd = require('fzstd') as { decompress(b: Uint8Array): Uint8Array };
+const snappy = require('snappy') as typeof import('snappy');
+
+async function unframeSnappy(data: Buffer): Promise<Buffer> {
+  const d = new snappy.Decompressor();
+  const first = d.update(data);
+  return Buffer.concat([first, await d.finish()]);
+}
 
 const ctx: RequestContext = { receiver: 'r', transport: 'grpc', peer: '', auth: null };
 const TOKEN = 'ls-secret-token-3f9a1c7e5b';
@@ -87,6 +100,42 @@ describe('lightstep exporter', () => {
     await writeFile(tab, `${TOKEN}\tx`);
     const exp4 = factory.create(exporterSettings('lightstep'), parseOrThrow(factory.schema, { access_token_file: tab }));
     await assert.rejects(exp4.start(host), (e: Error) => /lightstep-access-token: the value has characters not allowed/.test(e.message) && !e.message.includes(TOKEN));
+  });
+
+  it('compresses with zstd or snappy as the otlp exporter does, the token still sent and never shown', async () => {
+    // A bare HTTP/2 server: the shared test server reads gzip only.
+    const calls: { headers: http2.IncomingHttpHeaders; message: Buffer }[] = [];
+    const h2 = http2.createServer();
+    h2.on('stream', (stream, headers) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const body = Buffer.concat(chunks);
+        calls.push({ headers, message: body.subarray(5) });
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' }, { endStream: true });
+      });
+    });
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    const endpoint = `127.0.0.1:${(h2.address() as AddressInfo).port}`;
+    try {
+      for (const compression of ['zstd', 'snappy']) {
+        const settings = exporterSettings(`lightstep/${compression}`);
+        const exp = factory.create(settings, parseOrThrow(factory.schema, { endpoint, tls: { insecure: true }, access_token: TOKEN, compression }));
+        await exp.start(host);
+        const bytes = syntheticRequest(7, 2);
+        await exp.consume(new TraceBatch(bytes), ctx);
+        await exp.shutdown(Date.now() + 2000);
+        const call = calls.at(-1)!;
+        assert.equal(call.headers['lightstep-access-token'], TOKEN);
+        assert.equal(call.headers['grpc-encoding'], compression);
+        const plain = compression === 'zstd' ? Buffer.from(fzstd.decompress(call.message)) : await unframeSnappy(call.message);
+        assert.ok(plain.equals(Buffer.from(bytes)), compression);
+        assert.equal(await settings.metric('otelcol_exporter_sent_spans_total'), 7);
+        assert.ok(!settings.sink.text.includes(TOKEN));
+      }
+    } finally {
+      h2.close();
+    }
   });
 
   it('defaults to Lightstep over TLS and needs exactly one token source', () => {

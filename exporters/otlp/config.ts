@@ -46,7 +46,8 @@ export function otlpGrpcShape(defaults: { endpoint?: string } = {}) {
     endpoint: (defaults.endpoint !== undefined ? endpoint.default(defaults.endpoint) : endpoint) as Schema<string>,
     tls: tlsSchema,
     headers: s.map(s.string()).default({}),
-    compression: s.enum('gzip', 'none').default('gzip'),
+    /** As the Collector's configgrpc client: gzip (by grpc-js), zstd or snappy (framed; by H2GrpcClient), or none. */
+    compression: s.enum('gzip', 'zstd', 'snappy', 'none').default('gzip'),
     timeout: s.duration().default(5000),
     sending_queue: sendingQueueSchema,
     retry_on_failure: retrySchema,

@@ -288,7 +288,9 @@ describe('otlp exporter config', () => {
   it('requires an endpoint, rejects bad ones and warns on Collector-only keys', () => {
     assert.throws(() => parseOrThrow(factory.schema, {}), /endpoint: required/);
     assert.throws(() => parseOrThrow(factory.schema, { endpoint: 'ftp://x:1' }), /endpoint: expected host:port/);
-    assert.throws(() => parseOrThrow(factory.schema, { endpoint: 'x:1', compression: 'zstd' }), /compression: expected one of gzip, none/);
+    // configgrpc compresses with gzip, zstd and snappy only; lz4, zlib and deflate are HTTP's.
+    assert.throws(() => parseOrThrow(factory.schema, { endpoint: 'x:1', compression: 'lz4' }), /compression: expected one of gzip, zstd, snappy, none/);
+    assert.throws(() => parseOrThrow(factory.schema, { endpoint: 'x:1', compression: 'zlib' }), /compression: expected one of gzip, zstd, snappy, none/);
     assert.throws(() => parseOrThrow(factory.schema, { endpoint: 'x:1', tls: { cert_file: '/c.pem' } }), /needs both cert_file and key_file/);
     const ctx = new ParseContext();
     factory.schema.parse({ endpoint: 'x:1', keepalive: { time: '10s' }, balancer_name: 'round_robin' }, [], ctx);

@@ -23,9 +23,13 @@ export const otlphttpConfigSchema = s
       traces_endpoint: urlSchema().optional(),
       tls: tlsSchema,
       headers: s.map(s.string()).default({}),
-      compression: s.enum('gzip', 'none').default('gzip'),
+      /** As the Collector's confighttp client: the body is compressed and Content-Encoding names it. */
+      compression: s.enum('gzip', 'zstd', 'snappy', 'x-snappy-framed', 'zlib', 'deflate', 'none').default('gzip'),
+      /** `level`: 0 for the codec's default; gzip, zlib and deflate take -2 (Huffman only) and -1 to 9, zstd any. */
+      compression_params: s.object({ level: s.int().default(0) }),
       timeout: s.duration().default(30_000),
-      encoding: s.enum('proto').default('proto'),
+      /** `proto` (application/x-protobuf) or `json` (OTLP/JSON, application/json). */
+      encoding: s.enum('proto', 'json').default('proto'),
       sending_queue: sendingQueueSchema,
       retry_on_failure: retrySchema,
     },
@@ -45,10 +49,30 @@ export const otlphttpConfigSchema = s
       proxy_url: 'proxies are not supported',
       auth: 'authenticator extensions are not supported on exporters; use headers',
       cookies: 'cookies are not kept',
-      compression_params: 'gzip uses its default level',
     },
   )
-  .refine((c) => (c.endpoint === undefined && c.traces_endpoint === undefined ? 'set endpoint (base URL) or traces_endpoint' : null));
+  .refine((c) => (c.endpoint === undefined && c.traces_endpoint === undefined ? 'set endpoint (base URL) or traces_endpoint' : null))
+  .refine((c) => compressionParamsProblem(c.compression, c.compression_params.level));
+
+/** configcompression's ValidateParams (checked only when compressing): zlib levels for gzip, zlib and deflate, any for zstd, none for snappy. */
+function compressionParamsProblem(compression: string, level: number): string | null {
+  if (level === 0 || compression === 'zstd' || compression === 'none') return null;
+  if ((compression === 'gzip' || compression === 'zlib' || compression === 'deflate') && level >= -2 && level <= 9) return null;
+  return `compression_params: unsupported level ${level} for compression ${JSON.stringify(compression)}`;
+}
+
+/**
+ * The level handed to the codec for `compression_params.level`, as the Collector's confighttp picks it: 0
+ * means the default (zlib's -1); for zstd the level goes through klauspost/compress's EncoderLevelFromZstd,
+ * whose four encoder speeds are about libzstd's levels 1, 3, 7 and 11, so unset is the fastest.
+ */
+export function codecLevel(compression: string, level: number): number {
+  if (compression !== 'zstd') return level === 0 ? -1 : level;
+  if (level < 3) return 1;
+  if (level < 6) return 3;
+  if (level < 10) return 7;
+  return 11;
+}
 
 export type OtlpHttpConfig = Infer<typeof otlphttpConfigSchema>;
 

@@ -177,7 +177,8 @@ describe('otlphttp config and answers', () => {
     assert.equal(tracesUrl(parseOrThrow(factory.schema, { endpoint: 'http://x:4318/base/' })).href, 'http://x:4318/base/v1/traces');
     assert.throws(() => parseOrThrow(factory.schema, {}), /set endpoint \(base URL\) or traces_endpoint/);
     assert.throws(() => parseOrThrow(factory.schema, { endpoint: 'otlp.example.com:4318' }), /endpoint: expected an http:\/\/ or https:\/\/ URL/);
-    assert.throws(() => parseOrThrow(factory.schema, { endpoint: 'http://x', encoding: 'json' }), /encoding: expected one of proto/);
+    assert.equal(parseOrThrow(factory.schema, { endpoint: 'http://x', encoding: 'json' }).encoding, 'json');
+    assert.throws(() => parseOrThrow(factory.schema, { endpoint: 'http://x', encoding: 'xml' }), /encoding: expected one of proto, json/);
   });
 
   it('reads Retry-After as seconds or an HTTP date', () => {

@@ -158,6 +158,30 @@ class Converter {
   private resource(o: Obj): void {
     this.list(o['attributes'], 1, 'attributes', this.keyValue);
     this.uint32(2, field(o, 'droppedAttributesCount', 'dropped_attributes_count'), 'droppedAttributesCount');
+    this.list(field(o, 'entityRefs', 'entity_refs'), 3, 'entityRefs', this.entityRef);
+  }
+
+  private entityRef(o: Obj): void {
+    this.string(1, field(o, 'schemaUrl', 'schema_url'), 'schemaUrl');
+    this.string(2, o['type'], 'type');
+    this.strings(3, field(o, 'idKeys', 'id_keys'), 'idKeys');
+    this.strings(4, field(o, 'descriptionKeys', 'description_keys'), 'descriptionKeys');
+  }
+
+  /** A repeated string field: every element written, "" included. */
+  private strings(fieldNo: number, v: Json, name: string): void {
+    if (v === null || v === undefined) return;
+    if (!Array.isArray(v)) this.fail('expected an array', name);
+    this.enter(name);
+    for (let i = 0; i < v.length; i++) {
+      const item: Json = v[i];
+      this.enter(i);
+      if (typeof item !== 'string') this.fail('expected a string');
+      this.w.tag(fieldNo, 2);
+      this.w.string(item);
+      this.leave();
+    }
+    this.leave();
   }
 
   private scopeSpans(o: Obj): void {

@@ -84,7 +84,7 @@ const httpSchema = s.object(
     cors: 'browser exporters are not supported: no CORS headers are sent',
     include_metadata: 'request headers are passed only to the authenticator',
     response_headers: 'responses carry only the headers OTLP requires',
-    compression_algorithms: 'gzip, deflate and identity request bodies are always accepted',
+    compression_algorithms: 'gzip, deflate, zlib, zstd, snappy, x-snappy-framed, lz4 and identity request bodies are always accepted',
     write_timeout: 'responses are a few bytes',
   },
 );

@@ -15,7 +15,7 @@ import type { Authenticator, RequestContext } from '../../pipeline/service/compo
 import { PipelineError, invalidArgument } from '../../pipeline/service/errors.js';
 import type { Logger } from '../../pipeline/telemetry/logger.js';
 import type { GrpcConfig } from './config.js';
-import { decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
+import { acceptedEncodings, decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
 import type { ExportCore, TransportMetrics } from './export-core.js';
 import { closeServer, listen, type BoundAddress } from '../../pipeline/service/net.js';
 import { settlesBy } from '../../pipeline/service/deadline.js';
@@ -35,7 +35,6 @@ const RECEIVE_WINDOW = 8 * 1024 * 1024;
 const PREFIX = 5;
 /** An empty ExportTraceServiceResponse (zero bytes), framed. */
 const EMPTY_RESPONSE = Buffer.alloc(PREFIX);
-const ACCEPT_ENCODING = 'identity,gzip,deflate';
 const CALL = Symbol('grpcCall');
 const CONN = Symbol('grpcConnection');
 const MIB = 1024 * 1024;
@@ -126,6 +125,7 @@ export class GrpcServer {
 
   async start(authenticator: Authenticator | null): Promise<void> {
     this.authenticator = authenticator;
+    acceptedEncodings();
     const settings: http2.Settings = { initialWindowSize: RECEIVE_WINDOW, maxConcurrentStreams: this.config.max_concurrent_streams };
     // nghttp2 refuses new streams once a session buffers more than this (in MB); leave room for a full
     // window on a few streams.
@@ -197,10 +197,10 @@ export class GrpcServer {
       respondHttp(stream, 415);
       return;
     }
-    const encoding = parseEncoding(headers['grpc-encoding'] as string | undefined);
+    const encoding = parseEncoding(headers['grpc-encoding'] as string | undefined, 'grpc');
     if (encoding === null) {
       this.metrics.count('invalid');
-      respondStatus(stream, GRPC_UNIMPLEMENTED, 'unsupported grpc-encoding', 0, ACCEPT_ENCODING);
+      respondStatus(stream, GRPC_UNIMPLEMENTED, `unsupported grpc-encoding; this server accepts ${acceptedEncodings().grpc}`, 0, acceptedEncodings().grpc);
       return;
     }
     const socket = stream.session?.socket;
@@ -435,7 +435,7 @@ export function distinctHeaders(raw: readonly string[]): Record<string, string |
 function respondOk(stream: Stream): void {
   if (stream.destroyed || stream.headersSent) return;
   try {
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': ACCEPT_ENCODING }, { waitForTrailers: true });
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': acceptedEncodings().grpc }, { waitForTrailers: true });
     stream.once('wantTrailers', sendOkTrailers);
     stream.end(EMPTY_RESPONSE);
   } catch {

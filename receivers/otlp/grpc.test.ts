@@ -162,7 +162,7 @@ describe('otlp receiver over gRPC', () => {
       { name: 'gzip bomb', body: grpcFrame(bomb, true), headers: { 'grpc-encoding': 'gzip' }, grpc: 8 },
       { name: 'corrupt gzip', body: grpcFrame(Buffer.from('not gzip at all'), true), headers: { 'grpc-encoding': 'gzip' }, grpc: 3 },
       { name: 'compressed without encoding', body: grpcFrame(gzipSync(valid), true), grpc: 3 },
-      { name: 'unknown encoding', body: grpcFrame(valid), headers: { 'grpc-encoding': 'snappy' }, grpc: 12 },
+      { name: 'unknown encoding', body: grpcFrame(valid), headers: { 'grpc-encoding': 'br' }, grpc: 12 },
       { name: 'unknown method', body: grpcFrame(valid), path: '/opentelemetry.proto.collector.logs.v1.LogsService/Export', grpc: 12 },
       { name: 'wrong content type', body: grpcFrame(valid), headers: { 'content-type': 'application/json' }, http: 415 },
     ];

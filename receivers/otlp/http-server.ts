@@ -15,7 +15,7 @@ import { PipelineError } from '../../pipeline/service/errors.js';
 import type { Logger } from '../../pipeline/telemetry/logger.js';
 import { otlpJsonToProtobufAsync } from '../../pipeline/batch/otlp-json-pool.js';
 import type { HttpConfig } from './config.js';
-import { decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
+import { acceptedEncodings, decompress, parseEncoding, tooLarge, type Encoding } from './decompress.js';
 import type { ExportCore, TransportMetrics } from './export-core.js';
 import { closeServer, listen, type BoundAddress } from '../../pipeline/service/net.js';
 import { settlesBy } from '../../pipeline/service/deadline.js';
@@ -80,6 +80,7 @@ export class HttpServer {
 
   async start(authenticator: Authenticator | null): Promise<void> {
     this.authenticator = authenticator;
+    acceptedEncodings();
     const onRequest = (req: Request, res: http.ServerResponse): void => this.onRequest(req, res);
     const c = this.config;
     // Node checks these clocks every connectionsCheckingInterval (30 s by default): often enough here.
@@ -134,7 +135,7 @@ export class HttpServer {
     const encoding = parseEncoding(req.headers['content-encoding']);
     if (encoding === null) {
       this.metrics.count('invalid');
-      return this.respondError(res, format, 400, 3, 'unsupported content encoding; use gzip, deflate or identity', '');
+      return this.respondError(res, format, 400, 3, `unsupported content encoding; use one of ${acceptedEncodings().http}`, '');
     }
     const declared = Number(req.headers['content-length']);
     if (declared > this.limit) {

@@ -1,6 +1,7 @@
 /** The otlp receiver: an OTLP/gRPC and an OTLP/HTTP endpoint, each optional, in front of one consumer. */
 import { isAuthenticator, type Authenticator, type ComponentSettings, type Host, type Receiver, type TracesConsumer } from '../../pipeline/service/component.js';
 import type { AuthConfig, OtlpReceiverConfig } from './config.js';
+import { acceptedEncodings } from './decompress.js';
 import { ExportCore, TransportMetrics } from './export-core.js';
 import { GrpcServer } from './grpc-server.js';
 import { HttpServer } from './http-server.js';
@@ -49,6 +50,10 @@ export class OtlpReceiver implements Receiver {
     const log = this.settings.logger.child({ component: this.settings.id });
     if (this.grpc) log.info('listening for OTLP/gRPC', { address: fmt(this.grpc.address) });
     if (this.http) log.info('listening for OTLP/HTTP', { address: fmt(this.http.address) });
+    const a = acceptedEncodings();
+    if (!a.zstd || !a.snappy) {
+      log.warn('a compression has no native binary on this platform: its requests are refused as an unsupported encoding', { zstd: a.zstd, snappy: a.snappy });
+    }
   }
 
   isReady(): boolean {
