@@ -16,6 +16,7 @@ import { factory as otlpExporter } from '../exporters/otlp/index.js';
 import { factory as otlphttpExporter } from '../exporters/otlphttp/index.js';
 import { factory as lightstepExporter } from '../exporters/lightstep/index.js';
 import { factory as debugExporter } from '../exporters/debug/index.js';
+import { factory as fileExporter } from '../exporters/file/index.js';
 import { factory as healthCheck } from '../extensions/health_check/index.js';
 import { factory as oidcAuth } from '../extensions/oidc/index.js';
 import { factory as fileStorage } from '../extensions/file_storage/index.js';
@@ -41,6 +42,7 @@ export const FACTORIES: readonly AnyFactory[] = [
   otlphttpExporter,
   lightstepExporter,
   debugExporter,
+  fileExporter,
   healthCheck,
   oidcAuth,
   fileStorage,
