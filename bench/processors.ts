@@ -1,5 +1,5 @@
 /**
- * The OTTL processors on the same 1000-span batches as the other benchmarks (20 attributes a span), each
+ * The Collector-parity processors on the same 1000-span batches as the other benchmarks (20 attributes a span), each
  * next to the same batch with no processor (index and encode only), and the cost of one OTTL condition per
  * span next to the cost of decoding the span with protobufjs (what a processor that decodes would pay
  * before it could look at an attribute).
@@ -15,6 +15,14 @@ import { filterConfigSchema } from '../processors/filter/config.js';
 import { FilterProcessor } from '../processors/filter/filter-processor.js';
 import { transformConfigSchema } from '../processors/transform/config.js';
 import { TransformProcessor } from '../processors/transform/transform-processor.js';
+import { AttributesProcessor } from '../processors/attributes/attributes-processor.js';
+import { attributesConfigSchema } from '../processors/attributes/config.js';
+import { ResourceProcessor } from '../processors/resource/resource-processor.js';
+import { resourceConfigSchema } from '../processors/resource/config.js';
+import { SpanProcessor } from '../processors/span/span-processor.js';
+import { spanConfigSchema } from '../processors/span/config.js';
+import { ProbabilisticSamplerProcessor } from '../processors/probabilistic_sampler/probabilistic-sampler.js';
+import { probabilisticSamplerConfigSchema } from '../processors/probabilistic_sampler/config.js';
 import { CTX_SPAN, Target, compileCondition } from '../ottl/index.js';
 import { batchOf } from './spans.js';
 import { fmt, median } from './stats.js';
@@ -53,7 +61,7 @@ function processorCase(p: Processor, bytes: Uint8Array): () => Promise<void> {
 
 async function main(): Promise<void> {
   const bytes = batchOf(SIZE);
-  console.log(`tracewarden OTTL processors — node ${process.version}, ${SIZE}-span batches of 20 attributes, ${RUNS} runs × ${RUN_MS} ms (median)\n`);
+  console.log(`tracewarden Collector-parity processors — node ${process.version}, ${SIZE}-span batches of 20 attributes, ${RUNS} runs × ${RUN_MS} ms (median)\n`);
   const filter = (cond: string) => new FilterProcessor(processorSettings('filter'), parseOrThrow(filterConfigSchema, { traces: { span: [cond] } }), encoder);
   const transform = (st: string[]) => new TransformProcessor(processorSettings('transform'), parseOrThrow(transformConfigSchema, { trace_statements: [{ context: 'span', statements: st }] }), encoder);
   const cases: [string, () => Promise<void> | void][] = [
@@ -64,6 +72,11 @@ async function main(): Promise<void> {
     ['filter: IsMatch(name, "orders") and kind == SPAN_KIND_SERVER', processorCase(filter('IsMatch(name, "^GET /api/v2") and kind == SPAN_KIND_SERVER'), bytes)],
     ['transform: set one attribute', processorCase(transform(['set(attributes["deployment.region"], "eu-west-1")']), bytes)],
     ['transform: set, rename, delete', processorCase(transform(['set(attributes["route"], attributes["http.route"])', 'set(name, attributes["http.route"])', 'delete_key(attributes, "user_agent.original")']), bytes)],
+    ['attributes: upsert, delete, hash', processorCase(new AttributesProcessor(processorSettings('attributes'), parseOrThrow(attributesConfigSchema, { actions: [{ key: 'env', value: 'prod', action: 'upsert' }, { key: 'user_agent.original', action: 'delete' }, { key: 'client.address', action: 'hash' }] }), encoder), bytes)],
+    ['resource: upsert one attribute', processorCase(new ResourceProcessor(processorSettings('resource'), parseOrThrow(resourceConfigSchema, { attributes: [{ key: 'cloud.region', value: 'eu-west-1', action: 'upsert' }] }), encoder), bytes)],
+    ['span: name from two attributes', processorCase(new SpanProcessor(processorSettings('span'), parseOrThrow(spanConfigSchema, { name: { from_attributes: ['http.request.method', 'http.route'], separator: ' ' } }), encoder), bytes)],
+    ['probabilistic_sampler: hash_seed 25%', processorCase(new ProbabilisticSamplerProcessor(processorSettings('sampler'), parseOrThrow(probabilisticSamplerConfigSchema, { sampling_percentage: 25 }), encoder), bytes)],
+    ['probabilistic_sampler: proportional 25%', processorCase(new ProbabilisticSamplerProcessor(processorSettings('sampler'), parseOrThrow(probabilisticSamplerConfigSchema, { sampling_percentage: 25, mode: 'proportional' }), encoder), bytes)],
   ];
   const rows: string[][] = [['case', 'spans/s']];
   for (const [name, fn] of cases) rows.push([name, fmt(await rate(fn, SIZE))]);
