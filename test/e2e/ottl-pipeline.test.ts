@@ -1,7 +1,8 @@
 /**
- * A Collector config's filter and transform processors, as written for the Collector, in the daemon: spans
- * from the official OpenTelemetry SDK over its gRPC and HTTP/JSON exporters, what the backend receives
- * decoded independently and compared with what the Collector's documentation says the config produces.
+ * A Collector config's filter, transform and attributes processors and routing connector, as written for
+ * the Collector, in the daemon: spans from the official OpenTelemetry SDK over its gRPC and HTTP/JSON
+ * exporters, what each backend receives decoded independently and compared with what the Collector's
+ * documentation says the config produces.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +14,9 @@ import { decodeSpans } from '../helpers/otlp.js';
 import { exportOnce, sdkSpans } from '../helpers/receiver-sdk.js';
 import { sample } from '../helpers/prometheus-text.js';
 
-test('filter and transform from a Collector config: SDK spans in, the documented result out', async () => {
+test('filter, transform, attributes and routing from a Collector config: SDK spans in, the documented result out', async () => {
   const backend = await OtlpGrpcTestServer.start();
+  const early = await OtlpGrpcTestServer.start();
   const daemon = await startDaemon(`
 receivers:
   otlp:
@@ -39,13 +41,27 @@ processors:
           - set(attributes["step.upper"], ToUpperCase(attributes["checkout.step"]))
           - set(name, Concat(["checkout", name], ":")) where attributes["i"] < 3
           - delete_key(attributes, "checkout.step")
+  attributes:
+    actions:
+      - { key: team, value: payments, action: insert }
+      - { key: i, action: convert, converted_type: string }
   batch: { timeout: 10ms }
+connectors:
+  routing:
+    default_pipelines: [traces/out]
+    table:
+      - context: span
+        condition: attributes["i"] == "1" or attributes["i"] == "2"
+        pipelines: [traces/early]
 exporters:
   otlp: { endpoint: ${backend.endpoint}, tls: { insecure: true }, compression: none }
+  otlp/early: { endpoint: ${early.endpoint}, tls: { insecure: true }, compression: none }
 service:
   telemetry: { metrics: { address: 127.0.0.1:0 } }
   pipelines:
-    traces: { receivers: [otlp], processors: [filter/noise, transform, batch], exporters: [otlp] }
+    traces: { receivers: [otlp], processors: [filter/noise, transform, attributes], exporters: [routing] }
+    traces/out: { receivers: [routing], processors: [batch], exporters: [otlp] }
+    traces/early: { receivers: [routing], processors: [batch], exporters: [otlp/early] }
 `);
   try {
     const spans = await sdkSpans(10);
@@ -57,24 +73,22 @@ service:
     // Stopping flushes the batch processor and drains the exporter: every accepted span is delivered.
     await daemon.stop();
     const metrics = await daemon.service.telemetry.registry.metrics();
-    const got = backend.requests.flatMap((r) => decodeSpans(r.bytes));
-    // op-0 and op-8, op-9 are filtered; twice (two exporters): 14 spans.
-    assert.equal(got.length, 14);
+    const strip = (s: ReturnType<typeof decodeSpans>[number]) => ({ name: s.name, attributes: s.attributes, resource: s.resource });
+    const byI = (a: { attributes: Record<string, unknown> }, b: { attributes: Record<string, unknown> }) => Number(a.attributes.i) - Number(b.attributes.i);
     const expected = [1, 2, 3, 4, 5, 6, 7].map((i) => ({
       name: i < 3 ? `checkout:op-${i}` : `op-${i}`,
-      attributes: { i, 'step.upper': `STEP-${i}` },
+      attributes: { i: String(i), 'step.upper': `STEP-${i}`, team: 'payments' },
       resource: { 'service.name': 'checkout', 'deployment.environment.name': 'test' },
     }));
-    const strip = (s: (typeof got)[number]) => ({ name: s.name, attributes: s.attributes, resource: s.resource });
-    const sorted = got.map(strip).sort((a, b) => (a.attributes.i as number) - (b.attributes.i as number));
-    assert.deepEqual(
-      sorted,
-      expected.flatMap((e) => [e, e]),
-    );
+    // op-0 and op-8, op-9 are filtered; each surviving span arrives twice (two exporters), at the backend its route chose.
+    const late = backend.requests.flatMap((r) => decodeSpans(r.bytes)).map(strip).sort(byI);
+    const first = early.requests.flatMap((r) => decodeSpans(r.bytes)).map(strip).sort(byI);
+    assert.deepEqual(first, expected.slice(0, 2).flatMap((e) => [e, e]));
+    assert.deepEqual(late, expected.slice(2).flatMap((e) => [e, e]));
     assert.equal(sample(metrics, 'tracewarden_dropped_spans_total', { component: 'filter/noise', reason: 'filtered' }), 6);
     assert.equal(sample(metrics, 'tracewarden_ottl_errors_total', { component: 'transform' }), 0);
   } finally {
     await daemon.stop();
-    await backend.close();
+    await Promise.all([backend.close(), early.close()]);
   }
 });
