@@ -7,12 +7,36 @@ import { createHash } from 'node:crypto';
 import { parseDuration } from '../pipeline/config/schema.js';
 import { goTest } from '../pipeline/config/go-regexp.js';
 import { OttlRuntimeError } from './errors.js';
-import { floatLike, intLike, parseGoFloat, type Arg, type FunctionDef } from './function-def.js';
+import { floatLike, intLike, parseGoFloat, type Arg, type FunctionDef, type ParamKind } from './function-def.js';
 import type { Eval } from './paths.js';
 import { SPAN_PARENT_SPAN_ID } from './target.js';
-import { OttlDuration, OttlTime, typeOf, type OttlMap, type Value } from './values.js';
+import { OttlDuration, OttlTime, typeOf, type OttlMap, type StaticType, type Value } from './values.js';
 
 const str = (a: Arg): Eval => a as Eval;
+
+/** A converter of one argument whose result depends on that value alone. */
+function unary(name: string, kind: ParamKind, returns: StaticType, fn: (v: Value) => Value): FunctionDef {
+  return {
+    name,
+    params: [{ name: kind === 'duration' ? 'duration' : kind === 'time' ? 'time' : 'value', kind }],
+    returns,
+    build: ([arg]) => {
+      const get = str(arg);
+      return (t) => fn(get(t));
+    },
+  };
+}
+
+/** Int and Double: a value that cannot be converted gives nil, not an error. */
+function orNil(convert: (v: Value) => Value): (v: Value) => Value {
+  return (v) => {
+    try {
+      return convert(v);
+    } catch {
+      return null;
+    }
+  };
+}
 
 function hashHex(alg: string): (s: string) => string {
   return (s) => createHash(alg).update(s, 'utf8').digest('hex');
@@ -88,19 +112,8 @@ const typeTest = (type: string): FunctionDef => ({
   },
 });
 
-const timeOf = (unit: bigint, name: string): FunctionDef => ({
-  name,
-  params: [{ name: 'time', kind: 'time' }],
-  returns: 'int',
-  build: ([v]) => {
-    const get = v as Eval;
-    return (t) => {
-      const ns = (get(t) as OttlTime).ns;
-      // Go's UnixMilli/Unix round toward negative infinity... for times after 1970 both agree.
-      return ns / unit;
-    };
-  },
-});
+// Go's UnixMilli and Unix round toward negative infinity; for times after 1970 that is division.
+const timeOf = (unit: bigint, name: string): FunctionDef => unary(name, 'time', 'int', (v) => (v as OttlTime).ns / unit);
 
 export const CONVERTERS: readonly FunctionDef[] = [
   {
@@ -170,36 +183,8 @@ export const CONVERTERS: readonly FunctionDef[] = [
       };
     },
   },
-  {
-    name: 'Int',
-    params: [{ name: 'value', kind: 'getter' }],
-    returns: 'int',
-    build: ([value]) => {
-      const get = str(value);
-      return (t) => {
-        try {
-          return intLike(get(t));
-        } catch {
-          return null;
-        }
-      };
-    },
-  },
-  {
-    name: 'Double',
-    params: [{ name: 'value', kind: 'getter' }],
-    returns: 'float',
-    build: ([value]) => {
-      const get = str(value);
-      return (t) => {
-        try {
-          return floatLike(get(t));
-        } catch {
-          return null;
-        }
-      };
-    },
-  },
+  unary('Int', 'getter', 'int', orNil(intLike)),
+  unary('Double', 'getter', 'float', orNil(floatLike)),
   {
     name: 'String',
     params: [{ name: 'value', kind: 'stringlike' }],
@@ -266,24 +251,8 @@ export const CONVERTERS: readonly FunctionDef[] = [
       return (t) => toCase(get(t) as string, to);
     },
   },
-  {
-    name: 'ToLowerCase',
-    params: [{ name: 'target', kind: 'string' }],
-    returns: 'string',
-    build: ([target]) => {
-      const get = str(target);
-      return (t) => (get(t) as string).toLowerCase();
-    },
-  },
-  {
-    name: 'ToUpperCase',
-    params: [{ name: 'target', kind: 'string' }],
-    returns: 'string',
-    build: ([target]) => {
-      const get = str(target);
-      return (t) => (get(t) as string).toUpperCase();
-    },
-  },
+  unary('ToLowerCase', 'string', 'string', (v) => (v as string).toLowerCase()),
+  unary('ToUpperCase', 'string', 'string', (v) => (v as string).toUpperCase()),
   {
     name: 'HasPrefix',
     params: [
@@ -361,33 +330,9 @@ export const CONVERTERS: readonly FunctionDef[] = [
       };
     },
   },
-  {
-    name: 'Nanoseconds',
-    params: [{ name: 'duration', kind: 'duration' }],
-    returns: 'int',
-    build: ([d]) => {
-      const get = str(d);
-      return (t) => (get(t) as OttlDuration).ns;
-    },
-  },
-  {
-    name: 'Milliseconds',
-    params: [{ name: 'duration', kind: 'duration' }],
-    returns: 'int',
-    build: ([d]) => {
-      const get = str(d);
-      return (t) => (get(t) as OttlDuration).ns / 1_000_000n;
-    },
-  },
-  {
-    name: 'Seconds',
-    params: [{ name: 'duration', kind: 'duration' }],
-    returns: 'float',
-    build: ([d]) => {
-      const get = str(d);
-      return (t) => Number((get(t) as OttlDuration).ns) / 1e9;
-    },
-  },
+  unary('Nanoseconds', 'duration', 'int', (v) => (v as OttlDuration).ns),
+  unary('Milliseconds', 'duration', 'int', (v) => (v as OttlDuration).ns / 1_000_000n),
+  unary('Seconds', 'duration', 'float', (v) => Number((v as OttlDuration).ns) / 1e9),
   {
     name: 'ParseJSON',
     params: [{ name: 'target', kind: 'string' }],

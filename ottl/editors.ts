@@ -5,7 +5,7 @@
  */
 import { goReplaceAllExec, goTest } from '../pipeline/config/go-regexp.js';
 import { OttlRuntimeError } from './errors.js';
-import type { Arg, FunctionDef } from './function-def.js';
+import type { Arg, FunctionDef, Param } from './function-def.js';
 import type { Eval, PathExpr } from './paths.js';
 import { copyValue } from './paths.js';
 import type { Target } from './target.js';
@@ -118,6 +118,24 @@ const replacementParams = [
   { name: 'replacement_format', kind: 'string', optional: true },
 ] as const;
 
+/** An editor that removes from a map every key `remove(argument)` selects. */
+function removeKeys(name: string, param: Param, remove: (arg: Arg) => (key: string) => boolean): FunctionDef {
+  return {
+    name,
+    params: [{ name: 'target', kind: 'mapsetter' }, param],
+    returns: 'nil',
+    build: ([target, arg]) => {
+      const map = mapOf(target);
+      const selects = remove(arg);
+      return (t) => {
+        const m = map(t);
+        for (const k of [...m.keys()]) if (selects(k)) m.delete(k);
+        return NOTHING;
+      };
+    },
+  };
+}
+
 export const EDITORS: readonly FunctionDef[] = [
   {
     name: 'set',
@@ -160,57 +178,12 @@ export const EDITORS: readonly FunctionDef[] = [
       };
     },
   },
-  {
-    name: 'delete_matching_keys',
-    params: [
-      { name: 'target', kind: 'mapsetter' },
-      { name: 'pattern', kind: 'regex' },
-    ],
-    returns: 'nil',
-    build: ([target, pattern]) => {
-      const map = mapOf(target);
-      const re = pattern as RegExp;
-      return (t) => {
-        const m = map(t);
-        for (const k of [...m.keys()]) if (goTest(re, k)) m.delete(k);
-        return NOTHING;
-      };
-    },
-  },
-  {
-    name: 'keep_keys',
-    params: [
-      { name: 'target', kind: 'mapsetter' },
-      { name: 'keys', kind: 'lit_strings' },
-    ],
-    returns: 'nil',
-    build: ([target, keys]) => {
-      const map = mapOf(target);
-      const keep = new Set(keys as string[]);
-      return (t) => {
-        const m = map(t);
-        for (const k of [...m.keys()]) if (!keep.has(k)) m.delete(k);
-        return NOTHING;
-      };
-    },
-  },
-  {
-    name: 'keep_matching_keys',
-    params: [
-      { name: 'target', kind: 'mapsetter' },
-      { name: 'pattern', kind: 'regex' },
-    ],
-    returns: 'nil',
-    build: ([target, pattern]) => {
-      const map = mapOf(target);
-      const re = pattern as RegExp;
-      return (t) => {
-        const m = map(t);
-        for (const k of [...m.keys()]) if (!goTest(re, k)) m.delete(k);
-        return NOTHING;
-      };
-    },
-  },
+  removeKeys('delete_matching_keys', { name: 'pattern', kind: 'regex' }, (arg) => (k) => goTest(arg as RegExp, k)),
+  removeKeys('keep_keys', { name: 'keys', kind: 'lit_strings' }, (arg) => {
+    const keep = new Set(arg as string[]);
+    return (k) => !keep.has(k);
+  }),
+  removeKeys('keep_matching_keys', { name: 'pattern', kind: 'regex' }, (arg) => (k) => !goTest(arg as RegExp, k)),
   {
     name: 'limit',
     params: [
