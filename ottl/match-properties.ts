@@ -70,3 +70,14 @@ export function matchCondition(m: MatchProperties): string {
   if (m.span_kinds.length > 0) all.push(anyOf(m.span_kinds.map((k) => `kind == ${k}`)));
   return all.join(' and ');
 }
+
+/**
+ * The spans a processor with `include` and `exclude` works on, as one condition text (span context):
+ * include matches and exclude does not. Null when neither is set (every span).
+ */
+export function selectionCondition(include: MatchProperties | undefined, exclude: MatchProperties | undefined): string | null {
+  const parts: string[] = [];
+  if (include !== undefined) parts.push(`(${matchCondition(include)})`);
+  if (exclude !== undefined) parts.push(`not (${matchCondition(exclude)})`);
+  return parts.length === 0 ? null : parts.join(' and ');
+}

@@ -9,19 +9,19 @@ import { EditingProcessor } from '../../pipeline/service/editing-processor.js';
 import { CTX_SPAN, Target, compileCondition, type Predicate } from '../../ottl/index.js';
 import { compileAction, type CompiledAction } from './actions.js';
 import type { AttributesConfig } from './config.js';
-import { matchCondition } from '../../ottl/match-properties.js';
+import { selectionCondition } from '../../ottl/match-properties.js';
 
 export class AttributesProcessor extends EditingProcessor {
   private readonly actions: CompiledAction[];
-  private readonly include: Predicate | null;
-  private readonly exclude: Predicate | null;
+  /** Which spans the processor works on (include and not exclude); null for every span. */
+  private readonly selected: Predicate | null;
   private readonly target = new Target();
 
   constructor(settings: ComponentSettings, config: AttributesConfig, next: TracesConsumer) {
     super(settings, next);
     this.actions = config.actions.map(compileAction);
-    this.include = config.include === undefined ? null : compileCondition(matchCondition(config.include), CTX_SPAN).test;
-    this.exclude = config.exclude === undefined ? null : compileCondition(matchCondition(config.exclude), CTX_SPAN).test;
+    const selection = selectionCondition(config.include, config.exclude);
+    this.selected = selection === null ? null : compileCondition(selection, CTX_SPAN).test;
   }
 
   protected get active(): boolean {
@@ -35,8 +35,7 @@ export class AttributesProcessor extends EditingProcessor {
       t.atSpan(span);
       // Matching reads only fields and attributes the Collector's matcher reads; a value that is not of
       // the compared type simply does not match, so no match can throw.
-      if (this.include !== null && !this.include(t)) continue;
-      if (this.exclude !== null && this.exclude(t)) continue;
+      if (this.selected !== null && !this.selected(t)) continue;
       for (let i = 0; i < this.actions.length; i++) this.actions[i]!(t, CTX_SPAN);
       t.flushSpan();
     }

@@ -8,7 +8,7 @@ import type { ComponentSettings, TracesConsumer } from '../../pipeline/service/c
 import { EditingProcessor } from '../../pipeline/service/editing-processor.js';
 import { translateGoRegexp } from '../../pipeline/config/go-regexp.js';
 import { CTX_SPAN, Target, compileCondition, type Predicate } from '../../ottl/index.js';
-import { matchCondition } from '../../ottl/match-properties.js';
+import { selectionCondition } from '../../ottl/match-properties.js';
 import { formatFloat, type Value } from '../../ottl/values.js';
 import type { SpanConfig } from './config.js';
 
@@ -41,8 +41,8 @@ function groupNames(source: string): string[] {
 }
 
 export class SpanProcessor extends EditingProcessor {
-  private readonly include: Predicate | null;
-  private readonly exclude: Predicate | null;
+  /** Which spans the processor works on (include and not exclude); null for every span. */
+  private readonly selected: Predicate | null;
   private readonly rules: { re: RegExp; names: string[] }[];
   private readonly target = new Target();
 
@@ -52,8 +52,8 @@ export class SpanProcessor extends EditingProcessor {
     next: TracesConsumer,
   ) {
     super(settings, next);
-    this.include = config.include === undefined ? null : compileCondition(matchCondition(config.include), CTX_SPAN).test;
-    this.exclude = config.exclude === undefined ? null : compileCondition(matchCondition(config.exclude), CTX_SPAN).test;
+    const selection = selectionCondition(config.include, config.exclude);
+    this.selected = selection === null ? null : compileCondition(selection, CTX_SPAN).test;
     this.rules = (config.name?.to_attributes?.rules ?? []).map((rule) => {
       const { source, flags } = translateGoRegexp(rule);
       // `d` gives each group's position, to put `{group}` where it matched.
@@ -70,8 +70,7 @@ export class SpanProcessor extends EditingProcessor {
     t.reset(b, CTX_SPAN);
     for (let span = 0; span < b.spanCount; span++) {
       t.atSpan(span);
-      if (this.include !== null && !this.include(t)) continue;
-      if (this.exclude !== null && this.exclude(t)) continue;
+      if (this.selected !== null && !this.selected(t)) continue;
       this.fromAttributes(t);
       this.toAttributes(t);
       const status = this.config.status;
