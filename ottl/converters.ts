@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { parseDuration } from '../pipeline/config/schema.js';
 import { goTest } from '../pipeline/config/go-regexp.js';
 import { OttlRuntimeError } from './errors.js';
-import { floatLike, intLike, parseGoFloat, type Arg, type FunctionDef, type ParamKind } from './function-def.js';
+import { floatLike, intLike, type Arg, type FunctionDef, type ParamKind } from './function-def.js';
 import type { Eval } from './paths.js';
 import { SPAN_PARENT_SPAN_ID } from './target.js';
 import { OttlDuration, OttlTime, typeOf, type OttlMap, type StaticType, type Value } from './values.js';
@@ -354,4 +354,3 @@ export const CONVERTERS: readonly FunctionDef[] = [
   },
 ];
 
-export { parseGoFloat };

@@ -9,7 +9,7 @@ import type { Arg, FunctionDef, Param } from './function-def.js';
 import type { Eval, PathExpr } from './paths.js';
 import { copyValue } from './paths.js';
 import type { Target } from './target.js';
-import type { OttlMap, Value } from './values.js';
+import type { OttlMap } from './values.js';
 
 const NOTHING = null;
 
@@ -345,4 +345,3 @@ function truncateUtf8(s: string, max: number): string {
   return b.subarray(0, end).toString('utf8');
 }
 
-export type { Value };

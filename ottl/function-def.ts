@@ -5,7 +5,7 @@
  */
 import type { PathExpr, Eval } from './paths.js';
 import { OttlRuntimeError } from './errors.js';
-import { asString, typeOf, type OttlMap, type StaticType, type Value } from './values.js';
+import { asString, typeOf, type StaticType, type Value } from './values.js';
 import { OttlDuration, OttlTime } from './values.js';
 
 export type ParamKind =
@@ -177,9 +177,4 @@ export function parseGoFloat(s: string): number | null {
   if (/^[+-]?(inf|infinity)$/i.test(s)) return s.startsWith('-') ? -Infinity : Infinity;
   if (/^nan$/i.test(s)) return NaN;
   return null;
-}
-
-export function asMap(v: Value): OttlMap {
-  if (!(v instanceof Map)) throw new OttlRuntimeError(`expected a map but got ${got(v)}`);
-  return v;
 }

@@ -576,4 +576,3 @@ export class Target {
   }
 }
 
-export type { Value };
