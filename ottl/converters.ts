@@ -18,12 +18,21 @@ const str = (a: Arg): Eval => a as Eval;
 function unary(name: string, kind: ParamKind, returns: StaticType, fn: (v: Value) => Value): FunctionDef {
   return {
     name,
-    params: [{ name: kind === 'duration' ? 'duration' : kind === 'time' ? 'time' : 'value', kind }],
+    params: [{ name: kind === 'duration' || kind === 'time' || kind === 'bytes' ? kind : 'value', kind }],
     returns,
     build: ([arg]) => {
       const get = str(arg);
       return (t) => fn(get(t));
     },
+  };
+}
+
+/** TraceID and SpanID: the bytes as they are, when they are an id's length. */
+function idOfLength(n: number, what: string): (v: Value) => Value {
+  return (v) => {
+    const b = v as Uint8Array;
+    if (b.length !== n) throw new OttlRuntimeError(`${what} ids must be ${n} bytes, got ${b.length}`);
+    return b;
   };
 }
 
@@ -279,32 +288,8 @@ export const CONVERTERS: readonly FunctionDef[] = [
       return (t) => (get(t) as string).endsWith(p(t) as string);
     },
   },
-  {
-    name: 'TraceID',
-    params: [{ name: 'bytes', kind: 'bytes' }],
-    returns: 'bytes',
-    build: ([bytes]) => {
-      const get = str(bytes);
-      return (t) => {
-        const b = get(t) as Uint8Array;
-        if (b.length !== 16) throw new OttlRuntimeError(`traces ids must be 16 bytes, got ${b.length}`);
-        return b;
-      };
-    },
-  },
-  {
-    name: 'SpanID',
-    params: [{ name: 'bytes', kind: 'bytes' }],
-    returns: 'bytes',
-    build: ([bytes]) => {
-      const get = str(bytes);
-      return (t) => {
-        const b = get(t) as Uint8Array;
-        if (b.length !== 8) throw new OttlRuntimeError(`span ids must be 8 bytes, got ${b.length}`);
-        return b;
-      };
-    },
-  },
+  unary('TraceID', 'bytes', 'bytes', idOfLength(16, 'trace')),
+  unary('SpanID', 'bytes', 'bytes', idOfLength(8, 'span')),
   {
     name: 'Now',
     params: [],
